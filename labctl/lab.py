@@ -1,0 +1,234 @@
+"""The lab model: a folder of YAML and Markdown turned into typed building blocks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl import paths
+from labctl.errors import LabConfigError, LabNotFoundError, Problem
+from labctl.overrides import Override, apply_overrides, override_for
+from labctl.schema import (
+    BLOCK_KINDS,
+    BLOCK_SCHEMAS,
+    META_KEYS,
+    META_SCHEMA,
+    schema_errors,
+    unknown_key_sentence,
+)
+from labctl.yamlsource import FieldPath, SourceDocument, dotted, load_yaml_file
+
+LB_KINDS = ("nginx", "haproxy")
+_BLOCK_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One building block of a lab: its name, kind and validated parameters."""
+
+    name: str
+    kind: str
+    params: dict[str, Any]
+
+    @property
+    def service_base(self) -> str:
+        """Compose service name (underscores are not valid in host names)."""
+        return self.name.replace("_", "-")
+
+    @property
+    def replicas(self) -> int:
+        return int(self.params.get("replicas", 1))
+
+    @property
+    def is_lb(self) -> bool:
+        return self.kind in LB_KINDS
+
+    @property
+    def publish(self) -> dict[str, int]:
+        return dict(self.params.get("publish", {}))
+
+    def instances(self) -> list[str]:
+        """Service names of this block: `app-1`, `app-2`, ... for replicated blocks."""
+        if self.kind == "app":
+            return [f"{self.service_base}-{i}" for i in range(1, self.replicas + 1)]
+        return [self.service_base]
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A validated lab: metadata, building blocks in file order, and where it came from."""
+
+    name: str
+    title: str
+    summary: str
+    folder: Path
+    blocks: dict[str, Block]
+    notes: str = ""
+    bind: str = "127.0.0.1"
+    overrides: tuple[str, ...] = field(default=())
+
+    @property
+    def project(self) -> str:
+        """The Compose project name; every lab gets its own."""
+        return f"labctl-{self.name}"
+
+    @property
+    def guide(self) -> Path:
+        return self.folder / "README.md"
+
+    def endpoints(self) -> dict[str, tuple[Block, int]]:
+        """Published endpoint name -> (block, host port)."""
+        found: dict[str, tuple[Block, int]] = {}
+        for block in self.blocks.values():
+            for name, port in block.publish.items():
+                found[name] = (block, port)
+        return found
+
+    def endpoint_urls(self) -> dict[str, str]:
+        """Published endpoint name -> URL on the bind address."""
+        urls = {}
+        for name, (block, port) in self.endpoints().items():
+            suffix = "/stats" if name == "stats" and block.kind == "haproxy" else ""
+            urls[name] = f"http://{self.bind}:{port}{suffix}"
+        return urls
+
+
+def list_lab_names() -> list[str]:
+    """Names of the labs in the labs folder, sorted."""
+    root = paths.labs_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "lab.yaml").is_file())
+
+
+def lab_folder(name: str) -> Path:
+    """The folder of a lab by name; an unknown name lists the labs there are."""
+    folder = paths.labs_dir() / name
+    if not (folder / "lab.yaml").is_file():
+        known = ", ".join(list_lab_names()) or "none"
+        raise LabNotFoundError(f"no lab named '{name}' in {paths.labs_dir()} (labs: {known})")
+    return folder
+
+
+def load_lab(name: str, overrides: list[Override] | None = None) -> Lab:
+    """Load, override and validate a lab; every problem is reported at once."""
+    folder = lab_folder(name)
+    display = _display_path(folder / "lab.yaml")
+    doc = load_yaml_file(folder / "lab.yaml", display)
+    overrides = overrides or []
+    if not isinstance(doc.data, dict):
+        raise LabConfigError([Problem(display, 1, "", "expected a mapping of title, summary and blocks")])
+    data = apply_overrides(doc.data, overrides)
+    problems = [_problem(doc, overrides, p, s) for p, s in validate_lab_data(data)]
+    if problems:
+        raise LabConfigError(problems)
+    return _build_lab(name, folder, data, overrides)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _problem(doc: SourceDocument, overrides: list[Override], path: FieldPath, text: str) -> Problem:
+    override = override_for(path, overrides, in_file=path in doc.lines)
+    if override is not None:
+        return Problem(override.source, None, dotted(path), text)
+    return Problem(doc.source, doc.line_of(path), dotted(path), text)
+
+
+def validate_lab_data(data: dict[str, Any]) -> list[tuple[FieldPath, str]]:
+    """Every problem in a lab's data as (field path, sentence): schema first, then references."""
+    meta = {k: v for k, v in data.items() if k in META_KEYS}
+    found = schema_errors(META_SCHEMA, meta)
+    blocks: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        if key in META_KEYS:
+            continue
+        block_problems = _block_problems(str(key), value)
+        found.extend(block_problems)
+        if not block_problems:
+            blocks[str(key)] = value
+    if not blocks and not found:
+        found.append(((), "a lab needs at least one building block (app, nginx, haproxy)"))
+    found.extend(_reference_problems(blocks))
+    return found
+
+
+def _block_problems(key: str, value: Any) -> list[tuple[FieldPath, str]]:
+    if not isinstance(value, dict) or "kind" not in value:
+        if isinstance(value, dict):
+            kinds = ", ".join(BLOCK_KINDS)
+            return [((key,), f"building block '{key}' needs a kind (one of {kinds})")]
+        return [((key,), unknown_key_sentence(key, META_KEYS))]
+    if not re.match(_BLOCK_NAME, key):
+        return [((key,), "block names use lowercase letters, digits and _ and start with a letter")]
+    kind = value["kind"]
+    if kind not in BLOCK_SCHEMAS:
+        return [((key, "kind"), f"expected one of {', '.join(BLOCK_KINDS)}, got {kind!r}")]
+    return [((key, *path), text) for path, text in schema_errors(BLOCK_SCHEMAS[kind], value)]
+
+
+def _reference_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPath, str]]:
+    found: list[tuple[FieldPath, str]] = []
+    apps = [name for name, b in blocks.items() if b["kind"] == "app"]
+    for name, block in blocks.items():
+        if block["kind"] not in LB_KINDS:
+            continue
+        found.extend(_backend_problems(name, block, blocks, apps))
+    found.extend(_publish_problems(blocks))
+    return found
+
+
+def _backend_problems(
+    name: str, block: dict[str, Any], blocks: dict[str, dict[str, Any]], apps: list[str]
+) -> list[tuple[FieldPath, str]]:
+    target = block.get("backends")
+    if target is None:
+        return [((name,), "missing required key 'backends'")]
+    if target not in apps:
+        known = ", ".join(apps) or "none"
+        return [((name, "backends"), f"expected the name of an app block ({known}), got {target!r}")]
+    weights = block.get("weights")
+    replicas = int(blocks[target].get("replicas", 1))
+    if weights is not None and len(weights) != replicas:
+        return [((name, "weights"), f"expected {replicas} weights, one per {target} replica, got {len(weights)}")]
+    return []
+
+
+def _publish_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPath, str]]:
+    found: list[tuple[FieldPath, str]] = []
+    names: dict[str, str] = {}
+    ports: dict[int, str] = {}
+    for block_name, block in blocks.items():
+        for endpoint, port in block.get("publish", {}).items():
+            path: FieldPath = (block_name, "publish", endpoint)
+            if endpoint in names:
+                found.append((path, f"endpoint '{endpoint}' is already published by {names[endpoint]}"))
+            if port in ports:
+                found.append((path, f"port {port} is already published by {ports[port]}"))
+            names[endpoint] = block_name
+            ports[port] = f"{block_name}.publish.{endpoint}"
+    return found
+
+
+def _build_lab(name: str, folder: Path, data: dict[str, Any], overrides: list[Override]) -> Lab:
+    blocks = {
+        key: Block(key, value["kind"], {k: v for k, v in value.items() if k != "kind"})
+        for key, value in data.items()
+        if key not in META_KEYS
+    }
+    return Lab(
+        name=name,
+        title=data["title"],
+        summary=data["summary"].strip(),
+        folder=folder,
+        blocks=blocks,
+        notes=data.get("notes", ""),
+        bind=data.get("bind", "127.0.0.1"),
+        overrides=tuple(o.text for o in overrides),
+    )

@@ -1,0 +1,228 @@
+"""The lab file schema, per building block, and its errors turned into plain sentences."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from labctl.yamlsource import FieldPath
+
+META_KEYS = ("title", "summary", "notes", "bind")
+BLOCK_KINDS = ("app", "nginx", "haproxy")
+
+_DURATION = {
+    "type": "string",
+    "pattern": r"^[0-9]+(ms|s|m)$",
+    "description": "a duration like 200ms, 5s or 1m",
+}
+_MEMORY = {"type": "string", "pattern": r"^[0-9]+[kmg]$", "description": "a size like 128m or 1g"}
+_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+_CPUS = {"type": "number", "exclusiveMinimum": 0, "maximum": 64}
+_PUBLISH = {
+    "type": "object",
+    "propertyNames": {"pattern": r"^[a-z][a-z0-9_]*$"},
+    "additionalProperties": _PORT,
+    "description": "a mapping of endpoint name to host port, like {http: 8080}",
+}
+_ALGORITHMS = ["round_robin", "least_conn", "ip_hash", "random"]
+
+
+def _block(kind: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kind"],
+        "properties": {"kind": {"const": kind}, **properties},
+    }
+
+
+_LB_COMMON = {
+    "backends": {"type": "string", "description": "the name of an app block"},
+    "weights": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 256}},
+    "publish": _PUBLISH,
+    "cpus": _CPUS,
+    "memory": _MEMORY,
+}
+
+APP_SCHEMA = _block(
+    "app",
+    {
+        "replicas": {"type": "integer", "minimum": 1, "maximum": 32},
+        "cpus": _CPUS,
+        "memory": _MEMORY,
+        "workers": {"type": "integer", "minimum": 1, "maximum": 16},
+        "publish": _PUBLISH,
+    },
+)
+
+NGINX_SCHEMA = _block(
+    "nginx",
+    {
+        **_LB_COMMON,
+        "algorithm": {"enum": _ALGORITHMS},
+        "worker_processes": {
+            "anyOf": [{"const": "auto"}, {"type": "integer", "minimum": 1, "maximum": 64}]
+        },
+        "worker_connections": {"type": "integer", "minimum": 16, "maximum": 65536},
+        "keepalive": {"type": "integer", "minimum": 0, "maximum": 1024},
+        "health": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_fails": {"type": "integer", "minimum": 0, "maximum": 100},
+                "fail_timeout": _DURATION,
+                "connect_timeout": _DURATION,
+                "read_timeout": _DURATION,
+                "next_upstream": {
+                    "type": "array",
+                    "items": {
+                        "enum": [
+                            "error", "timeout", "invalid_header", "http_500", "http_502",
+                            "http_503", "http_504", "http_429", "non_idempotent", "off",
+                        ]
+                    },
+                },
+                "next_upstream_tries": {"type": "integer", "minimum": 0, "maximum": 32},
+            },
+        },
+    },
+)
+
+HAPROXY_SCHEMA = _block(
+    "haproxy",
+    {
+        **_LB_COMMON,
+        "algorithm": {"enum": [*_ALGORITHMS, "first"]},
+        "mode": {"enum": ["http", "tcp"]},
+        "health": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "check": {"type": "boolean"},
+                "interval": _DURATION,
+                "fall": {"type": "integer", "minimum": 1, "maximum": 100},
+                "rise": {"type": "integer", "minimum": 1, "maximum": 100},
+                "connect_timeout": _DURATION,
+                "server_timeout": _DURATION,
+                "retries": {"type": "integer", "minimum": 0, "maximum": 10},
+                "redispatch": {"type": "boolean"},
+            },
+        },
+    },
+)
+
+BLOCK_SCHEMAS: dict[str, dict[str, Any]] = {
+    "app": APP_SCHEMA,
+    "nginx": NGINX_SCHEMA,
+    "haproxy": HAPROXY_SCHEMA,
+}
+
+META_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["title", "summary"],
+    "properties": {
+        "title": {"type": "string", "minLength": 1},
+        "summary": {"type": "string", "minLength": 1},
+        "notes": {"type": "string", "description": "the notes section this lab teaches"},
+        "bind": {
+            "type": "string",
+            "pattern": r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+            "description": "an IPv4 address like 127.0.0.1",
+        },
+    },
+}
+
+
+def schema_errors(schema: dict[str, Any], data: Any) -> list[tuple[FieldPath, str]]:
+    """Validate `data` and return (field path, sentence) for every problem, deduplicated."""
+    found: dict[FieldPath, str] = {}
+    validator = Draft202012Validator(schema)
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
+        for path, sentence in _explain(error):
+            found.setdefault(path, sentence)
+    return list(found.items())
+
+
+def _explain(error: ValidationError) -> Iterable[tuple[FieldPath, str]]:
+    path: FieldPath = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        for key in sorted(set(error.instance) - set(allowed)):
+            yield (*path, key), unknown_key_sentence(key, allowed)
+    elif error.validator == "required":
+        present = error.instance if isinstance(error.instance, dict) else {}
+        for key in error.validator_value:
+            if key not in present:
+                yield path, f"missing required key '{key}'"
+    else:
+        yield path, f"expected {describe(error.schema)}, got {shown(error.instance)}"
+
+
+def unknown_key_sentence(key: str, allowed: Iterable[str]) -> str:
+    """'unknown key' with a did-you-mean when a known key is close enough."""
+    options = sorted(allowed)
+    close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key '{key}', did you mean '{close[0]}'?"
+    return f"unknown key '{key}' (known keys: {', '.join(options)})"
+
+
+def describe(schema: dict[str, Any]) -> str:
+    """What a schema expects, in words."""
+    if "description" in schema and "properties" not in schema:
+        return str(schema["description"])
+    if "enum" in schema:
+        return "one of " + ", ".join(str(v) for v in schema["enum"])
+    if "const" in schema:
+        return repr(schema["const"])
+    if "anyOf" in schema:
+        return " or ".join(describe(sub) for sub in schema["anyOf"])
+    return _describe_type(schema)
+
+
+def _describe_type(schema: dict[str, Any]) -> str:
+    kind = schema.get("type")
+    if kind in ("integer", "number"):
+        noun = "an integer" if kind == "integer" else "a number"
+        return noun + _bounds(schema)
+    if kind == "array":
+        return "a list of " + _plural(describe(schema.get("items", {})))
+    return {"string": "a string", "boolean": "true or false", "object": "a mapping"}.get(
+        str(kind), "a valid value"
+    )
+
+
+def _bounds(schema: dict[str, Any]) -> str:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if "exclusiveMinimum" in schema:
+        text = f" > {schema['exclusiveMinimum']}"
+        return text + (f" and <= {high}" if high is not None else "")
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    if low is not None:
+        return f" >= {low}"
+    return f" <= {high}" if high is not None else ""
+
+
+def _plural(text: str) -> str:
+    for article in ("an ", "a "):
+        if text.startswith(article):
+            return text[len(article):] + "s"
+    return text
+
+
+def shown(value: Any) -> str:
+    """A value as it appears in an error: strings quoted, containers named."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
