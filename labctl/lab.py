@@ -17,6 +17,7 @@ from labctl.schema import (
     META_SCHEMA,
     schema_errors,
     unknown_key_sentence,
+    with_defaults,
 )
 from labctl.yamlsource import FieldPath, SourceDocument, dotted, load_yaml_file
 
@@ -86,12 +87,13 @@ class Lab:
                 found[name] = (block, port)
         return found
 
-    def endpoint_urls(self) -> dict[str, str]:
-        """Published endpoint name -> URL on the bind address."""
+    def endpoint_urls(self, only: Block | None = None) -> dict[str, str]:
+        """Published endpoint name -> URL on the bind address (of one block, if given)."""
         urls = {}
         for name, (block, port) in self.endpoints().items():
-            suffix = "/stats" if name == "stats" and block.kind == "haproxy" else ""
-            urls[name] = f"http://{self.bind}:{port}{suffix}"
+            if only is None or block is only:
+                suffix = "/stats" if name == "stats" and block.kind == "haproxy" else ""
+                urls[name] = f"http://{self.bind}:{port}{suffix}"
         return urls
 
 
@@ -205,6 +207,9 @@ def _publish_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPath
     names: dict[str, str] = {}
     ports: dict[int, str] = {}
     for block_name, block in blocks.items():
+        if block.get("publish") and int(block.get("replicas", 1)) > 1:
+            text = "an app with more than one replica cannot publish a port; put an lb in front"
+            found.append(((block_name, "publish"), text))
         for endpoint, port in block.get("publish", {}).items():
             path: FieldPath = (block_name, "publish", endpoint)
             if endpoint in names:
@@ -216,9 +221,13 @@ def _publish_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPath
     return found
 
 
+def _without_kind(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if k != "kind"}
+
+
 def _build_lab(name: str, folder: Path, data: dict[str, Any], overrides: list[Override]) -> Lab:
     blocks = {
-        key: Block(key, value["kind"], {k: v for k, v in value.items() if k != "kind"})
+        key: Block(key, value["kind"], with_defaults(value["kind"], _without_kind(value)))
         for key, value in data.items()
         if key not in META_KEYS
     }

@@ -22,12 +22,17 @@ _DURATION = {
 _MEMORY = {"type": "string", "pattern": r"^[0-9]+[kmg]$", "description": "a size like 128m or 1g"}
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 _CPUS = {"type": "number", "exclusiveMinimum": 0, "maximum": 64}
-_PUBLISH = {
-    "type": "object",
-    "propertyNames": {"pattern": r"^[a-z][a-z0-9_]*$"},
-    "additionalProperties": _PORT,
-    "description": "a mapping of endpoint name to host port, like {http: 8080}",
-}
+
+
+def _publish(*endpoints: str) -> dict[str, Any]:
+    """Host ports to publish, by endpoint name (the names a kind of block offers)."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {name: _PORT for name in endpoints},
+    }
+
+
 _ALGORITHMS = ["round_robin", "least_conn", "ip_hash", "random"]
 
 
@@ -43,7 +48,6 @@ def _block(kind: str, properties: dict[str, Any]) -> dict[str, Any]:
 _LB_COMMON = {
     "backends": {"type": "string", "description": "the name of an app block"},
     "weights": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 256}},
-    "publish": _PUBLISH,
     "cpus": _CPUS,
     "memory": _MEMORY,
 }
@@ -55,7 +59,7 @@ APP_SCHEMA = _block(
         "cpus": _CPUS,
         "memory": _MEMORY,
         "workers": {"type": "integer", "minimum": 1, "maximum": 16},
-        "publish": _PUBLISH,
+        "publish": _publish("http"),
     },
 )
 
@@ -63,6 +67,7 @@ NGINX_SCHEMA = _block(
     "nginx",
     {
         **_LB_COMMON,
+        "publish": _publish("http"),
         "algorithm": {"enum": _ALGORITHMS},
         "worker_processes": {
             "anyOf": [{"const": "auto"}, {"type": "integer", "minimum": 1, "maximum": 64}]
@@ -96,6 +101,7 @@ HAPROXY_SCHEMA = _block(
     "haproxy",
     {
         **_LB_COMMON,
+        "publish": _publish("http", "stats"),
         "algorithm": {"enum": [*_ALGORITHMS, "first"]},
         "mode": {"enum": ["http", "tcp"]},
         "health": {
@@ -226,3 +232,55 @@ def shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)
+
+
+_LB_HEALTH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "nginx": {
+        "max_fails": 1,
+        "fail_timeout": "10s",
+        "connect_timeout": "1s",
+        "read_timeout": "60s",
+        "next_upstream": ["error", "timeout"],
+        "next_upstream_tries": 0,
+    },
+    "haproxy": {
+        "check": True,
+        "interval": "1s",
+        "fall": 2,
+        "rise": 1,
+        "connect_timeout": "1s",
+        "server_timeout": "30s",
+        "retries": 2,
+        "redispatch": True,
+    },
+}
+
+BLOCK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "app": {"replicas": 1, "workers": 2, "publish": {}},
+    "nginx": {
+        "algorithm": "round_robin",
+        "publish": {},
+        "worker_processes": "auto",
+        "worker_connections": 1024,
+        "keepalive": 32,
+        "health": _LB_HEALTH_DEFAULTS["nginx"],
+    },
+    "haproxy": {
+        "algorithm": "round_robin",
+        "mode": "http",
+        "publish": {},
+        "health": _LB_HEALTH_DEFAULTS["haproxy"],
+    },
+}
+
+
+def with_defaults(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A block's parameters with every default filled in (one level of nesting deep)."""
+    merged: dict[str, Any] = {}
+    for key, default in BLOCK_DEFAULTS.get(kind, {}).items():
+        given = params.get(key)
+        if isinstance(default, dict) and isinstance(given, dict):
+            merged[key] = {**default, **given}
+        else:
+            merged[key] = default if given is None else given
+    return {**params, **merged}

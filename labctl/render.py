@@ -1,0 +1,105 @@
+"""Rendering a lab into a Compose project folder with Jinja2 templates."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from labctl import paths
+from labctl.errors import LabctlError
+from labctl.lab import Lab
+
+# Config files each kind of block gets, rendered from templates/<kind>/<file>.j2.
+CONFIG_FILES: dict[str, tuple[str, ...]] = {
+    "nginx": ("nginx.conf",),
+    "haproxy": ("haproxy.cfg",),
+}
+STATE_FILE = "labctl-lab.json"
+
+
+@dataclass(frozen=True)
+class RenderedLab:
+    """Where a lab was rendered and which files were written."""
+
+    folder: Path
+    compose_file: Path
+    files: tuple[Path, ...]
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(paths.templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
+    """Render every file of a lab in memory: relative path -> text."""
+    env = _environment()
+    context = {
+        "lab": lab,
+        "project": lab.project,
+        "images": images,
+        "lab_file": f"labs/{lab.name}/lab.yaml",
+    }
+    try:
+        compose = env.get_template("compose.yaml.j2").render(context)
+        files = {"compose.yaml": _drop_blank_lines(compose)}
+        for block in lab.blocks.values():
+            for name in CONFIG_FILES.get(block.kind, ()):
+                template = env.get_template(f"{block.kind}/{name}.j2")
+                files[f"{block.name}/{name}"] = template.render(context, block=block)
+    except jinja2.TemplateError as exc:
+        raise LabctlError(f"template error while rendering lab '{lab.name}': {exc}") from exc
+    files[STATE_FILE] = _state_text(lab, images)
+    return files
+
+
+def _drop_blank_lines(text: str) -> str:
+    # Optional template pieces (limits, ports) leave empty lines behind; YAML needs none.
+    return "\n".join(line for line in text.splitlines() if line.strip()) + "\n"
+
+
+def _state_text(lab: Lab, images: dict[str, str]) -> str:
+    state = {"lab": lab.name, "overrides": list(lab.overrides), "images": images}
+    return json.dumps(state, indent=2) + "\n"
+
+
+def render_lab(lab: Lab, images: dict[str, str], folder: Path | None = None) -> RenderedLab:
+    """Render a lab into compose/<lab>/ (or `folder`), replacing the old files as one step."""
+    target = folder or paths.compose_dir(lab.name)
+    files = render_files(lab, images)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{lab.name}-", dir=target.parent))
+    try:
+        for relative, text in files.items():
+            _write_in_place(staging / relative, text)
+        _swap_in(staging, target, files)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    written = tuple(target / relative for relative in files)
+    return RenderedLab(target, target / "compose.yaml", written)
+
+
+def _swap_in(staging: Path, target: Path, files: dict[str, str]) -> None:
+    # Files are rewritten in place rather than replaced: a running container's bind mount
+    # of a single file follows the inode, so a reload then sees the new config.
+    for relative in files:
+        _write_in_place(target / relative, (staging / relative).read_text(encoding="utf-8"))
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o644)
