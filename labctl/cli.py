@@ -1,0 +1,147 @@
+"""The labctl command line: parse arguments, call the core, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from labctl import console, lifecycle
+from labctl.errors import LabctlError
+from labctl.lab import list_lab_names, load_lab
+from labctl.overrides import parse_overrides
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override a lab parameter, e.g. --set app.replicas=5 --set lb.algorithm=least_conn.",
+)
+profile_option = click.option(
+    "--profile", type=click.Choice(["upstream", "local"]), default=None,
+    help="Image profile: official images (upstream) or images built here from Debian (local). "
+    "Default: upstream when its images are present or can be pulled, else local.",
+)
+
+
+class LabctlGroup(click.Group):
+    """Maps labctl's errors to exit codes in one place (1 expected, 2 usage, 130 Ctrl-C)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = "--debug" in sys.argv[1:]
+        try:
+            return super().invoke(ctx)
+        except LabctlError as exc:
+            if debug:
+                traceback.print_exc()
+            console.error(str(exc))
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            console.err.print("interrupted")
+            ctx.exit(130)
+
+
+@click.group(cls=LabctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="labctl")
+def main(debug: bool) -> None:
+    """labctl: stand up system-design labs on Docker, break them, and measure what happened."""
+
+
+@main.command("list")
+def list_cmd() -> None:
+    """List the labs there are."""
+    console.out.print(console.lab_table([load_lab(name) for name in list_lab_names()]))
+
+
+@main.command()
+@click.argument("lab")
+@set_option
+def show(lab: str, overrides: tuple[str, ...]) -> None:
+    """Show a lab's building blocks, parameters and endpoints."""
+    console.show_lab(load_lab(lab, parse_overrides(overrides)))
+
+
+@main.command()
+@click.argument("lab")
+@set_option
+def validate(lab: str, overrides: tuple[str, ...]) -> None:
+    """Check a lab file and report every problem at once."""
+    loaded = load_lab(lab, parse_overrides(overrides))
+    console.out.print(f"{loaded.folder / 'lab.yaml'}: ok")
+
+
+@main.command()
+@click.argument("lab")
+@set_option
+@profile_option
+def render(lab: str, overrides: tuple[str, ...], profile: str | None) -> None:
+    """Write compose/<lab>/compose.yaml and its config files (runs with plain docker compose)."""
+    rendered = lifecycle.render(load_lab(lab, parse_overrides(overrides)), profile)
+    for path in rendered.files:
+        console.out.print(str(path))
+
+
+@main.command()
+@click.argument("lab")
+@set_option
+@profile_option
+@click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for every service to be healthy.")
+def up(lab: str, overrides: tuple[str, ...], profile: str | None, timeout: float) -> None:
+    """Start a lab and wait until every service is healthy; prints its endpoints."""
+    loaded = load_lab(lab, parse_overrides(overrides))
+    with console.progress(f"starting {lab}") as progress:
+        result = lifecycle.up(loaded, profile=profile, timeout=timeout, progress=progress)  # type: ignore[arg-type]
+    console.show_up(result)
+
+
+@main.command()
+@click.argument("lab", required=False)
+@click.option("--all", "all_labs", is_flag=True, help="Remove every lab labctl started.")
+def down(lab: str | None, all_labs: bool) -> None:
+    """Remove a lab's containers, networks and volumes (only what labctl created)."""
+    if bool(lab) == all_labs:
+        raise click.UsageError("give a LAB or --all")
+    console.show_down(lab, lifecycle.down(None if all_labs else lab))
+
+
+@main.command()
+@click.argument("lab", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(lab: str | None, as_json: bool) -> None:
+    """Show the services of one lab, or of every lab that is up."""
+    statuses = lifecycle.status(lab)
+    if as_json:
+        data: Any = statuses[0].to_json() if lab else [s.to_json() for s in statuses]
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not statuses:
+        console.out.print("no labs are up")
+    for item in statuses:
+        console.out.print(console.status_table(item))
+        for name, url in item.endpoints.items():
+            console.out.print(f"  {name:8} {url}")
+
+
+@main.command()
+@click.argument("lab")
+@click.argument("service", required=False)
+@click.option("--tail", default=100, show_default=True, help="Lines per service to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+def logs(lab: str, service: str | None, tail: int, follow: bool) -> None:
+    """Show a lab's logs (all services, or one such as lb or app-2)."""
+    argv = lifecycle.logs_command(lab, service, tail, follow)
+    sys.exit(subprocess.call(argv))
+
+
+@main.command()
+@click.argument("lab")
+def guide(lab: str) -> None:
+    """Print a lab's guide: what to run, what to look at, what to expect."""
+    loaded = load_lab(lab)
+    console.show_guide(loaded.guide.read_text(encoding="utf-8"))

@@ -1,0 +1,107 @@
+"""Terminal output for the CLI: rich tables, progress and error text. The core never prints."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.table import Table
+
+from labctl.lab import Lab
+from labctl.lifecycle import DownResult, LabStatus, UpResult
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+_HEALTH_STYLE = {"healthy": "green", "starting": "yellow", "failed": "red"}
+
+
+@contextmanager
+def progress(title: str) -> Iterator[object]:
+    """A live status line on stderr while long work runs; yields a callback for updates."""
+    if not err.is_terminal:
+        yield lambda message: err.print(f"  {message}") if not message.startswith("waiting") else None
+        return
+    with err.status(title) as status:
+        yield lambda message: status.update(f"{title}: {message}")
+
+
+def lab_table(labs: list[Lab]) -> Table:
+    """`labctl list`: one row per lab."""
+    table = Table(title="Labs", title_justify="left")
+    for column in ("lab", "title", "blocks", "notes section"):
+        table.add_column(column)
+    for lab in labs:
+        blocks = ", ".join(f"{b.name} ({b.kind} x{b.replicas})" if b.kind == "app" else f"{b.name} ({b.kind})"
+                           for b in lab.blocks.values())
+        table.add_row(lab.name, lab.title, blocks, lab.notes)
+    return table
+
+
+def show_lab(lab: Lab) -> None:
+    """`labctl show`: what a lab is made of, with every parameter after defaults."""
+    out.print(f"[bold]{lab.name}[/bold]: {lab.title}")
+    out.print(lab.summary)
+    table = Table(show_header=True)
+    for column in ("block", "kind", "services", "parameters"):
+        table.add_column(column)
+    for block in lab.blocks.values():
+        params = ", ".join(f"{k}={v}" for k, v in block.params.items() if k != "health")
+        table.add_row(block.name, block.kind, ", ".join(block.instances()), params)
+    out.print(table)
+    for name, url in lab.endpoint_urls().items():
+        out.print(f"endpoint {name}: {url}")
+    out.print(f"guide: labctl guide {lab.name}  ({lab.guide})")
+
+
+def show_up(result: UpResult) -> None:
+    """What `up` prints once the lab is healthy: where to look next."""
+    lab = result.lab
+    out.print(f"[green]lab {lab.name} is up[/green] in {result.seconds:.1f}s ({result.profile} images)")
+    for name, url in result.endpoints.items():
+        out.print(f"  {name:8} {url}")
+    out.print(f"  compose  {result.rendered.compose_file}")
+    out.print(f"next: curl -si {next(iter(result.endpoints.values()), '')} | grep X-Served-By;"
+              f" labctl status {lab.name}; labctl guide {lab.name}; labctl down {lab.name}")
+
+
+def status_table(status: LabStatus) -> Table:
+    """`labctl status`: one row per service."""
+    table = Table(title=f"{status.lab} ({status.to_json()['state']})", title_justify="left")
+    for column in ("service", "block", "kind", "state", "health", "container"):
+        table.add_column(column)
+    for s in status.services:
+        style = _HEALTH_STYLE.get(s.outcome, "")
+        table.add_row(s.name, s.block, s.kind, s.state, f"[{style}]{s.health}[/{style}]", s.container)
+    return table
+
+
+def show_down(lab: str | None, result: DownResult) -> None:
+    """What `down` removed and what it left alone."""
+    what = f"lab {lab}" if lab else "all labs"
+    removed = len(result.containers) + len(result.networks) + len(result.volumes)
+    if removed == 0 and not result.kept:
+        out.print(f"{what}: nothing to remove")
+        return
+    out.print(f"{what}: removed {len(result.containers)} containers, {len(result.networks)} networks, "
+              f"{len(result.volumes)} volumes")
+    for line in result.kept:
+        err.print(f"[yellow]left in place:[/yellow] {line}")
+
+
+def show_guide(text: str) -> None:
+    """A lab guide, rendered from Markdown for the terminal."""
+    out.print(Markdown(text))
+
+
+def error(message: str) -> None:
+    """An expected failure, in red on stderr."""
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+
+
+def is_interactive() -> bool:
+    return sys.stdout.isatty()

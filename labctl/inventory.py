@@ -1,0 +1,92 @@
+"""What labctl created, found by its labels: the only things labctl ever removes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from labctl.dockerenv import docker_client
+
+MANAGED = "io.labctl.managed=true"
+LAB_LABEL = "io.labctl.lab"
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """One container of a lab as Docker sees it now."""
+
+    name: str
+    block: str
+    kind: str
+    container: str
+    state: str
+    health: str
+    endpoints: dict[str, str]
+
+    @property
+    def outcome(self) -> str:
+        """starting / healthy / failed, like Compose v1's is_healthy but with three outcomes."""
+        if self.state in ("exited", "dead", "removing"):
+            return "failed"
+        if self.health == "unhealthy":
+            return "failed"
+        if self.state == "running" and self.health in ("healthy", "none"):
+            return "healthy"
+        return "starting"
+
+
+def label_filters(lab: str | None) -> dict[str, Any]:
+    """Docker API filters for everything of one lab, or of every lab."""
+    labels = [MANAGED] if lab is None else [MANAGED, f"{LAB_LABEL}={lab}"]
+    return {"label": labels}
+
+
+def lab_containers(lab: str | None) -> list[Any]:
+    """Containers (running or not) that carry labctl's labels for `lab` (or any lab)."""
+    return list(docker_client().containers.list(all=True, filters=label_filters(lab)))
+
+
+def service_states(lab: str | None) -> list[ServiceState]:
+    """The state of every container of a lab, sorted by lab then service name."""
+    states = [_state_of(c) for c in lab_containers(lab)]
+    return sorted(states, key=lambda s: (s.container, s.name))
+
+
+def _state_of(container: Any) -> ServiceState:
+    labels = container.labels
+    attrs = container.attrs.get("State", {})
+    health = attrs.get("Health", {}).get("Status", "none")
+    return ServiceState(
+        name=labels.get("io.labctl.instance", container.name),
+        block=labels.get("io.labctl.block", ""),
+        kind=labels.get("io.labctl.kind", ""),
+        container=container.name,
+        state=attrs.get("Status", container.status),
+        health=health,
+        endpoints=json.loads(labels.get("io.labctl.endpoints", "{}")),
+    )
+
+
+def running_labs() -> list[str]:
+    """Names of labs with at least one container, running or not."""
+    return sorted({c.labels.get(LAB_LABEL, "") for c in lab_containers(None)} - {""})
+
+
+def lab_networks(lab: str | None) -> list[Any]:
+    """Networks labctl created for `lab` (or any lab)."""
+    return list(docker_client().networks.list(filters=label_filters(lab)))
+
+
+def lab_volumes(lab: str | None) -> list[Any]:
+    """Volumes labctl created for `lab` (or any lab)."""
+    return list(docker_client().volumes.list(filters=label_filters(lab)))
+
+
+def container_logs_tail(container_name: str, lines: int = 20) -> str:
+    """The last lines a container wrote, for error messages."""
+    try:
+        raw = docker_client().containers.get(container_name).logs(tail=lines)
+    except Exception as exc:  # the container may already be gone; the message must still go out
+        return f"(no logs: {exc})"
+    return bytes(raw).decode("utf-8", "replace").rstrip()

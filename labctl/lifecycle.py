@@ -1,0 +1,253 @@
+"""Bringing labs up and down, and reporting what is running: the core behind the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labctl.dockerenv import port_holder, port_is_free, require_engine
+
+from labctl import compose, images, inventory, paths
+from labctl.errors import HealthTimeoutError, LabctlError, PortBusyError
+from labctl.lab import Lab
+from labctl.render import RenderedLab, render_lab
+
+Progress = Callable[[str], None]
+POLL_SECONDS = 0.25
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """A lab that is up: where its files are, its endpoints, and how long it took."""
+
+    lab: Lab
+    rendered: RenderedLab
+    profile: str
+    profile_reason: str
+    endpoints: dict[str, str]
+    seconds: float
+
+
+@dataclass
+class DownResult:
+    """What `down` removed, and what it had to leave (with the reason)."""
+
+    containers: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    """One lab's containers and endpoints, as `status --json` prints them."""
+
+    lab: str
+    project: str
+    services: list[inventory.ServiceState]
+    endpoints: dict[str, str]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "lab": self.lab,
+            "project": self.project,
+            "state": _overall_state(self.services),
+            "services": [
+                {"name": s.name, "block": s.block, "kind": s.kind, "container": s.container,
+                 "state": s.state, "health": s.health}
+                for s in self.services
+            ],
+            "endpoints": self.endpoints,
+        }
+
+
+def _overall_state(services: list[inventory.ServiceState]) -> str:
+    if not services:
+        return "down"
+    outcomes = {s.outcome for s in services}
+    if outcomes == {"healthy"}:
+        return "up"
+    return "degraded" if "failed" in outcomes else "starting"
+
+
+def required_roles(lab: Lab) -> list[str]:
+    """The image roles a lab needs."""
+    return sorted({"app" if b.kind == "app" else b.kind for b in lab.blocks.values()})
+
+
+def prepare_images(lab: Lab, requested: str | None, progress: Progress) -> tuple[str, str, dict[str, str]]:
+    """Pick the image profile and make sure its images exist; returns (profile, reason, refs)."""
+    roles = required_roles(lab)
+    profile, reason = images.resolve_profile(requested, roles)
+    progress(f"images: {profile} profile ({reason})")
+    images.ensure_images(profile, roles, on_event=lambda event: progress(f"images: {event}"))
+    return profile, reason, {role: images.image_ref(role, profile) for role in roles}
+
+
+def render(lab: Lab, profile: str | None = None, progress: Progress = _quiet) -> RenderedLab:
+    """Render a lab into compose/<lab>/ with the image names of the chosen profile."""
+    chosen = profile or "local"
+    refs = {role: images.image_ref(role, chosen) for role in required_roles(lab)}
+    return render_lab(lab, refs)
+
+
+def check_ports(lab: Lab) -> None:
+    """Fail before anything starts when a published port is taken by something else."""
+    ours = {p for s in inventory.service_states(lab.name) for p in _ports_of(s)}
+    for name, (block, port) in lab.endpoints().items():
+        if port in ours or port_is_free(port, lab.bind):
+            continue
+        holder = port_holder(port) or "another process"
+        raise PortBusyError(
+            f"port {port} ({block.name}.publish.{name}) on {lab.bind} is in use by {holder}; "
+            f"stop it, or choose another port with --set {block.name}.publish.{name}=PORT"
+        )
+
+
+def _ports_of(state: inventory.ServiceState) -> list[int]:
+    return [int(url.split(":")[2].split("/")[0]) for url in state.endpoints.values()]
+
+
+def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress: Progress = _quiet) -> UpResult:
+    """Render and start a lab, then wait until every service is healthy."""
+    started = time.monotonic()
+    require_engine()
+    check_ports(lab)
+    chosen, reason, refs = prepare_images(lab, profile, progress)
+    rendered = render_lab(lab, refs)
+    progress(f"rendered {rendered.compose_file}")
+    try:
+        _start_and_wait(lab, rendered, timeout, progress)
+    except KeyboardInterrupt:
+        progress("interrupted: removing what was started")
+        down(lab.name)
+        raise
+    seconds = time.monotonic() - started
+    return UpResult(lab, rendered, chosen, reason, lab.endpoint_urls(), seconds)
+
+
+def _start_and_wait(lab: Lab, rendered: RenderedLab, timeout: float, progress: Progress) -> None:
+    expected = [i for b in lab.blocks.values() for i in b.instances()]
+    process = compose.start_up(lab.project, rendered.compose_file)
+    deadline = time.monotonic() + timeout
+    try:
+        wait_healthy(lab.name, expected, process, deadline, progress)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_healthy(
+    lab: str, expected: list[str], process: subprocess.Popen[str], deadline: float, progress: Progress
+) -> None:
+    """Poll until every expected service is healthy; fail fast on a failed one or a dead compose."""
+    while True:
+        states = {s.name: s for s in inventory.service_states(lab)}
+        healthy = [n for n in expected if n in states and states[n].outcome == "healthy"]
+        progress(f"waiting for services: {len(healthy)}/{len(expected)} healthy")
+        if len(healthy) == len(expected) and process.poll() is not None:
+            _raise_if_compose_failed(process, lab, expected, states)
+            return
+        failed = [n for n in expected if n in states and states[n].outcome == "failed"]
+        compose_failed = process.poll() not in (None, 0)
+        if failed or compose_failed or time.monotonic() > deadline:
+            _raise_not_healthy(lab, expected, states, process, timed_out=not (failed or compose_failed))
+        time.sleep(POLL_SECONDS)
+
+
+def _raise_if_compose_failed(
+    process: subprocess.Popen[str], lab: str, expected: list[str], states: dict[str, inventory.ServiceState]
+) -> None:
+    if process.returncode != 0:
+        _raise_not_healthy(lab, expected, states, process, timed_out=False)
+
+
+def _raise_not_healthy(
+    lab: str,
+    expected: list[str],
+    states: dict[str, inventory.ServiceState],
+    process: subprocess.Popen[str],
+    timed_out: bool,
+) -> None:
+    bad = [n for n in expected if n not in states or states[n].outcome != "healthy"]
+    lines = [
+        ("timed out waiting for" if timed_out else "these services did not become healthy in")
+        + f" lab '{lab}': {', '.join(bad) or 'none'}"
+    ]
+    if process.poll() not in (None, 0) and process.stdout is not None:
+        lines += ["docker compose said:", *("    " + x for x in process.stdout.read().strip().splitlines()[-10:])]
+    for name in bad:
+        if name in states:
+            state = states[name]
+            tail = inventory.container_logs_tail(state.container, 15)
+            lines += [f"--- {name} ({state.state}, health {state.health}), last log lines:", tail]
+    lines.append(f"Inspect with 'labctl logs {lab}', remove with 'labctl down {lab}'.")
+    raise HealthTimeoutError("\n".join(lines), bad)
+
+
+def down(lab: str | None) -> DownResult:
+    """Remove everything labctl created for one lab (or for all labs), and nothing else."""
+    require_engine()
+    result = DownResult()
+    containers = inventory.lab_containers(lab)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda c: c.remove(force=True, v=False), containers))
+    result.containers = sorted(c.name for c in containers)
+    for network in inventory.lab_networks(lab):
+        _remove_network(network, result)
+    for volume in inventory.lab_volumes(lab):
+        volume.remove(force=True)
+        result.volumes.append(volume.name)
+    return result
+
+
+def _remove_network(network: object, result: DownResult) -> None:
+    import docker.errors
+
+    try:
+        network.remove()  # type: ignore[attr-defined]
+        result.networks.append(network.name)  # type: ignore[attr-defined]
+    except docker.errors.APIError as exc:
+        # A container labctl did not create is still attached: leave both alone.
+        result.kept.append(f"network {network.name}: {exc.explanation}")  # type: ignore[attr-defined]
+
+
+def status(lab: str | None) -> list[LabStatus]:
+    """Status of one lab (even when down) or of every lab that has containers."""
+    require_engine()
+    names = [lab] if lab else inventory.running_labs()
+    return [_lab_status(name) for name in names]
+
+
+def _lab_status(name: str) -> LabStatus:
+    services = inventory.service_states(name)
+    endpoints: dict[str, str] = {}
+    for state in services:
+        endpoints.update(state.endpoints)
+    return LabStatus(name, f"labctl-{name}", services, endpoints)
+
+
+def logs_command(lab: str, service: str | None, tail: int, follow: bool) -> list[str]:
+    """The command that shows a lab's logs (the CLI runs it attached to the terminal)."""
+    require_engine()
+    compose_file = paths.compose_dir(lab) / "compose.yaml"
+    known = {s.name for s in inventory.service_states(lab)}
+    if not known:
+        raise LabctlError(f"lab '{lab}' has no containers; start it with 'labctl up {lab}'")
+    if service and service not in known:
+        raise LabctlError(f"lab '{lab}' has no service '{service}' (services: {', '.join(sorted(known))})")
+    return compose.logs_argv(f"labctl-{lab}", compose_file if compose_file.is_file() else None, service, tail, follow)
+
+
+def rendered_path(lab: str) -> Path:
+    """The compose.yaml of a lab, rendered or not."""
+    return paths.compose_dir(lab) / "compose.yaml"
