@@ -1,0 +1,65 @@
+"""Fixtures for tests that stand up real labs: a private LABCTL_HOME, the labctl CLI as a
+subprocess, HTTP through published ports, and cleanup by label in a finalizer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from labctl.dockerenv import docker_client
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Cli:
+    """Runs `python -m labctl` with a private LABCTL_HOME, like a user would."""
+
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "LABCTL_HOME": str(self.home), "COLUMNS": "200"}
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "labctl", *args], capture_output=True, text=True,
+            env=self.env(), timeout=timeout, cwd=REPO,
+        )
+
+    def ok(self, *args: str, timeout: float = 600) -> str:
+        result = self.run(*args, timeout=timeout)
+        assert result.returncode == 0, f"labctl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+
+def lab_objects(lab: str) -> list[str]:
+    """Every container, network and volume labelled for `lab`."""
+    client = docker_client()
+    filters = {"label": [f"io.labctl.lab={lab}"]}
+    found = [f"container {c.name}" for c in client.containers.list(all=True, filters=filters)]
+    found += [f"network {n.name}" for n in client.networks.list(filters=filters)]
+    found += [f"volume {v.name}" for v in client.volumes.list(filters=filters)]
+    return found
+
+
+@pytest.fixture()
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    runner = Cli(tmp_path / "home")
+    yield runner
+    runner.run("down", "--all")
+
+
+def served_by(url: str, requests: int) -> list[str]:
+    """X-Served-By of `requests` GETs, each on a new connection."""
+    names = []
+    for _ in range(requests):
+        with urllib.request.urlopen(url, timeout=5) as response:
+            names.append(response.headers["X-Served-By"])
+    return names
