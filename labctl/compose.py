@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from labctl.dockerenv import require_engine
+from labctl.process import run
 
 
 def compose_argv(project: str, compose_file: Path | None) -> list[str]:
@@ -31,3 +32,8 @@ def logs_argv(project: str, compose_file: Path | None, service: str | None, tail
     if service:
         argv.append(service)
     return argv
+
+
+def restart(project: str, compose_file: Path, services: list[str]) -> None:
+    """Restart services in place (their containers and addresses stay)."""
+    run([*compose_argv(project, compose_file), "restart", *services])

@@ -9,9 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labctl.dockerenv import port_holder, port_is_free, require_engine
-
 from labctl import compose, images, inventory, paths
+from labctl.dockerenv import port_holder, port_is_free, require_engine
 from labctl.errors import HealthTimeoutError, LabctlError, PortBusyError
 from labctl.lab import Lab
 from labctl.render import RenderedLab, render_lab
@@ -124,14 +123,26 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
     chosen, reason, refs = prepare_images(lab, profile, progress)
     rendered = render_lab(lab, refs)
     progress(f"rendered {rendered.compose_file}")
+    running = {s.name for s in inventory.service_states(lab.name) if s.state == "running"}
     try:
         _start_and_wait(lab, rendered, timeout, progress)
+        _restart_reconfigured(lab, rendered, running, progress)
     except KeyboardInterrupt:
         progress("interrupted: removing what was started")
         down(lab.name)
         raise
     seconds = time.monotonic() - started
     return UpResult(lab, rendered, chosen, reason, lab.endpoint_urls(), seconds)
+
+
+def _restart_reconfigured(lab: Lab, rendered: RenderedLab, running: set[str], progress: Progress) -> None:
+    # Compose cannot see a changed bind-mounted config file, so a running load balancer
+    # whose config changed is restarted here to pick it up.
+    services = [lab.blocks[b].service_base for b in rendered.changed_blocks() if b in lab.blocks]
+    services = [s for s in services if s in running]
+    if services:
+        progress(f"restarting {', '.join(services)} for its new config")
+        compose.restart(lab.project, rendered.compose_file, services)
 
 
 def _start_and_wait(lab: Lab, rendered: RenderedLab, timeout: float, progress: Progress) -> None:

@@ -30,6 +30,11 @@ class RenderedLab:
     folder: Path
     compose_file: Path
     files: tuple[Path, ...]
+    changed: tuple[str, ...]
+
+    def changed_blocks(self) -> set[str]:
+        """Blocks whose config files (not compose.yaml) differ from the previous render."""
+        return {relative.split("/")[0] for relative in self.changed if "/" in relative}
 
 
 def _environment() -> jinja2.Environment:
@@ -79,6 +84,7 @@ def render_lab(lab: Lab, images: dict[str, str], folder: Path | None = None) -> 
     """Render a lab into compose/<lab>/ (or `folder`), replacing the old files as one step."""
     target = folder or paths.compose_dir(lab.name)
     files = render_files(lab, images)
+    changed = tuple(rel for rel, text in files.items() if _read(target / rel) != text)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{lab.name}-", dir=target.parent))
     try:
@@ -88,7 +94,14 @@ def render_lab(lab: Lab, images: dict[str, str], folder: Path | None = None) -> 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     written = tuple(target / relative for relative in files)
-    return RenderedLab(target, target / "compose.yaml", written)
+    return RenderedLab(target, target / "compose.yaml", written, changed)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def _swap_in(staging: Path, target: Path, files: dict[str, str]) -> None:
