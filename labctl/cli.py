@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from labctl import console, lifecycle
+from labctl import console, images, lifecycle
 from labctl.errors import LabctlError
 from labctl.lab import list_lab_names, load_lab
 from labctl.overrides import parse_overrides
@@ -145,3 +145,25 @@ def guide(lab: str) -> None:
     """Print a lab's guide: what to run, what to look at, what to expect."""
     loaded = load_lab(lab)
     console.show_guide(loaded.guide.read_text(encoding="utf-8"))
+
+
+@main.group("images")
+def images_group() -> None:
+    """Build and list the images labs run on."""
+
+
+@images_group.command("build")
+@click.argument("roles", nargs=-1)
+@click.option("--profile", type=click.Choice(["upstream", "local"]), default="local", show_default=True)
+@click.option("--force", is_flag=True, help="Rebuild even when the inputs are unchanged.")
+def images_build(roles: tuple[str, ...], profile: str, force: bool) -> None:
+    """Build a profile's images (all roles, or the ROLES given); up-to-date ones are skipped."""
+    with console.progress(f"images ({profile})") as progress:
+        results = images.build_images(profile, roles or None, force=force, on_event=progress)  # type: ignore[arg-type]
+    console.out.print(console.build_table(results))
+
+
+@images_group.command("list")
+def images_list() -> None:
+    """Show every role's image in both profiles: present, up to date, size."""
+    console.out.print(console.image_table(images.list_images()))

@@ -11,6 +11,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
+from labctl.images import BuildResult, ImageInfo
 from labctl.lab import Lab
 from labctl.lifecycle import DownResult, LabStatus, UpResult
 
@@ -105,3 +106,25 @@ def error(message: str) -> None:
 
 def is_interactive() -> bool:
     return sys.stdout.isatty()
+
+
+def build_table(results: list[BuildResult]) -> Table:
+    """`images build`: what was built, pulled or skipped."""
+    table = Table(title="Images", title_justify="left")
+    for column in ("role", "image", "action", "seconds"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.role, r.ref, r.action, f"{r.seconds:.1f}")
+    return table
+
+
+def image_table(infos: list[ImageInfo]) -> Table:
+    """`images list`: both profiles, present or not."""
+    table = Table(title="Images", title_justify="left")
+    for column in ("profile", "role", "image", "present", "up to date", "size MB", "created"):
+        table.add_column(column)
+    for i in infos:
+        present = "[green]yes[/green]" if i.present else "[dim]no[/dim]"
+        fresh = ("yes" if i.up_to_date else "[yellow]stale[/yellow]") if i.present else ""
+        table.add_row(i.profile, i.role, i.ref, present, fresh, f"{i.size_mb:.0f}" if i.present else "", i.created)
+    return table

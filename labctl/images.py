@@ -1,0 +1,286 @@
+"""The images labs run on, in two profiles with one contract, and how they are built.
+
+`upstream` uses the official images (the app is built on python:3.12-slim); `local`
+builds every image here from Debian packages on a debootstrap base, for machines that
+cannot reach an image registry.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labctl import paths
+from labctl.dockerenv import docker_client
+from labctl.errors import ImageError, UsageError
+from labctl.process import run
+
+PROFILES = ("upstream", "local")
+ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools")
+BASE_IMAGE = "labctl/base:trixie"
+BASE_SUITE = "trixie"
+INPUTS_LABEL = "io.labctl.inputs"
+# The build context folder under images/ of each role (mysql and mariadb share one).
+CONTEXTS = {
+    "app": "app", "nginx": "nginx", "haproxy": "haproxy", "mysql": "db", "mariadb": "db", "nettools": "nettools",
+}
+UPSTREAM = {
+    "nginx": "nginx:1.26",
+    "haproxy": "haproxy:3.0",
+    "mysql": "mysql:8.4",
+    "mariadb": "mariadb:11.4",
+    "nettools": "debian:trixie-slim",
+}
+APP_UPSTREAM_BASE = "python:3.12-slim"
+
+Events = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """One image after `build_images`: built now, or skipped as already up to date."""
+
+    role: str
+    ref: str
+    action: str  # "built", "up to date", "pulled", "present"
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """One image of a profile as `images list` shows it."""
+
+    role: str
+    profile: str
+    ref: str
+    present: bool
+    up_to_date: bool
+    size_mb: float
+    created: str
+
+
+def check_profile(profile: str) -> str:
+    """The profile name, or a usage error naming the profiles there are."""
+    if profile not in PROFILES:
+        raise UsageError(f"unknown image profile '{profile}' (profiles: {', '.join(PROFILES)})")
+    return profile
+
+
+def image_ref(role: str, profile: str) -> str:
+    """The image a role runs on in a profile."""
+    check_profile(profile)
+    if role not in ROLES:
+        raise UsageError(f"unknown image role '{role}' (roles: {', '.join(ROLES)})")
+    if profile == "upstream" and role != "app":
+        return UPSTREAM[role]
+    return f"labctl/{role}:{profile}"
+
+
+def _is_built_here(role: str, profile: str) -> bool:
+    return profile == "local" or role == "app"
+
+
+def dockerfile(role: str, profile: str) -> Path:
+    """The Dockerfile that builds a role's image in a profile."""
+    return paths.images_dir() / CONTEXTS[role] / f"Dockerfile.{role}.{profile}"
+
+
+def inputs_digest(role: str, profile: str, base_id: str) -> str:
+    """A digest of everything an image is built from: its context, Dockerfile and base image."""
+    digest = hashlib.sha256(f"{role}\0{profile}\0{base_id}\0{debian_mirror()}\0".encode())
+    context = paths.images_dir() / CONTEXTS[role]
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        if path.name.startswith("Dockerfile.") and path != dockerfile(role, profile):
+            continue
+        digest.update(str(path.relative_to(context)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt uses (never a hard-coded host when it has one)."""
+    override = os.environ.get("LABCTL_DEBIAN_MIRROR")
+    if override:
+        return override
+    if shutil.which("apt-get"):
+        result = run(["apt-get", "indextargets", "--format", "$(REPO_URI)"], check=False)
+        for uri in result.stdout.split():
+            if "-security" not in uri and uri.rstrip("/").endswith("/debian"):
+                return uri
+    return "http://deb.debian.org/debian/"
+
+
+def _image(ref: str) -> Any | None:
+    import docker.errors
+
+    try:
+        return docker_client().images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _try_pull(ref: str) -> bool:
+    import docker.errors
+
+    repository, _, tag = ref.partition(":")
+    try:
+        docker_client().images.pull(repository, tag=tag or "latest")
+    except docker.errors.APIError:
+        return False
+    return True
+
+
+def _upstream_needs(roles: Iterable[str]) -> list[str]:
+    return sorted({APP_UPSTREAM_BASE if r == "app" else UPSTREAM[r] for r in roles})
+
+
+def resolve_profile(requested: str | None, roles: Sequence[str]) -> tuple[str, str]:
+    """(profile, reason): the requested one, else upstream when its images are here or pullable."""
+    if requested:
+        return check_profile(requested), "asked for with --profile"
+    for ref in _upstream_needs(roles):
+        if _image(ref) is None and not _try_pull(ref):
+            return "local", f"{ref} is not here and cannot be pulled; building from Debian packages"
+    return "upstream", "official images are available"
+
+
+def ensure_images(profile: str, roles: Sequence[str], on_event: Events | None = None) -> list[BuildResult]:
+    """Make sure every image the roles need exists and is up to date in this profile."""
+    return build_images(profile, roles, on_event=on_event)
+
+
+def build_images(
+    profile: str, roles: Sequence[str] | None = None, *, force: bool = False, on_event: Events | None = None
+) -> list[BuildResult]:
+    """Build (or pull) the images of a profile, skipping those already built from the same inputs."""
+    check_profile(profile)
+    events = on_event or _quiet
+    wanted = list(roles or ROLES)
+    for role in wanted:
+        image_ref(role, profile)
+    results = []
+    if profile == "local":
+        results.append(ensure_base(force=force, on_event=events))
+    for role in wanted:
+        results.append(_ensure_role(role, profile, force, events))
+    return results
+
+
+def _ensure_role(role: str, profile: str, force: bool, events: Events) -> BuildResult:
+    import time
+
+    started = time.monotonic()
+    ref = image_ref(role, profile)
+    if not _is_built_here(role, profile):
+        if _image(ref) is not None:
+            return BuildResult(role, ref, "present", 0.0)
+        events(f"pulling {ref}")
+        if not _try_pull(ref):
+            raise ImageError(f"cannot pull {ref}; use the local profile instead (--profile local)")
+        return BuildResult(role, ref, "pulled", time.monotonic() - started)
+    base = _image(BASE_IMAGE if profile == "local" else APP_UPSTREAM_BASE)
+    if base is None and profile == "upstream" and not _try_pull(APP_UPSTREAM_BASE):
+        raise ImageError(f"cannot pull {APP_UPSTREAM_BASE} for the app image; use --profile local")
+    base = base or _image(APP_UPSTREAM_BASE)
+    digest = inputs_digest(role, profile, base.id if base else "")
+    current = _image(ref)
+    if not force and current is not None and current.labels.get(INPUTS_LABEL) == digest:
+        return BuildResult(role, ref, "up to date", 0.0)
+    _docker_build(role, profile, ref, digest, events)
+    return BuildResult(role, ref, "built", time.monotonic() - started)
+
+
+def _docker_build(role: str, profile: str, ref: str, digest: str, events: Events) -> None:
+    context = paths.images_dir() / CONTEXTS[role]
+    events(f"building {ref}")
+    log: list[str] = []
+    stream = docker_client().api.build(
+        path=str(context), dockerfile=dockerfile(role, profile).name, tag=ref, rm=True, forcerm=True,
+        decode=True, buildargs={"DEBIAN_MIRROR": debian_mirror()},
+        labels={"io.labctl.managed": "true", INPUTS_LABEL: digest, "io.labctl.role": role},
+    )
+    for chunk in stream:
+        if "error" in chunk:
+            tail = "\n".join(log[-25:])
+            raise ImageError(f"building {ref} failed: {chunk['error'].strip()}\nlast build output:\n{tail}")
+        line = str(chunk.get("stream", "")).strip()
+        if line:
+            log.append(line)
+            if line.startswith("Step "):
+                events(f"building {ref}: {line[:100]}")
+
+
+def ensure_base(force: bool = False, on_event: Events | None = None) -> BuildResult:
+    """The debootstrap base image of the local profile; built once, then reused."""
+    import time
+
+    events = on_event or _quiet
+    started = time.monotonic()
+    digest = hashlib.sha256(f"{BASE_SUITE}\0minbase\0{debian_mirror()}".encode()).hexdigest()[:16]
+    current = _image(BASE_IMAGE)
+    if not force and current is not None and current.labels.get(INPUTS_LABEL) == digest:
+        return BuildResult("base", BASE_IMAGE, "up to date", 0.0)
+    _require_debootstrap()
+    with tempfile.TemporaryDirectory(prefix="labctl-rootfs-") as rootfs:
+        events(f"debootstrap {BASE_SUITE} (about 30 s)")
+        run(["debootstrap", "--variant=minbase", BASE_SUITE, rootfs, debian_mirror()], timeout=1800)
+        events(f"importing {BASE_IMAGE}")
+        _import_rootfs(Path(rootfs), digest)
+    return BuildResult("base", BASE_IMAGE, "built", time.monotonic() - started)
+
+
+def _require_debootstrap() -> None:
+    if shutil.which("debootstrap") is None:
+        raise ImageError("the local profile needs debootstrap: sudo apt-get install debootstrap "
+                         "(or run 'sudo bash scripts/setup-host.sh')")
+    if os.geteuid() != 0:
+        raise ImageError("debootstrap needs root to build the local base image: run 'sudo labctl images build'")
+
+
+def _import_rootfs(rootfs: Path, digest: str) -> None:
+    changes = [f"LABEL io.labctl.managed=true {INPUTS_LABEL}={digest}", 'CMD ["bash"]']
+    argv = ["docker", "import", *(x for c in changes for x in ("--change", c)), "-", BASE_IMAGE]
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    try:
+        result = subprocess.run(argv, stdin=tar.stdout, capture_output=True, text=True, check=False)
+    finally:
+        if tar.stdout is not None:
+            tar.stdout.close()
+        tar.wait()
+    if result.returncode != 0 or tar.returncode != 0:
+        raise ImageError(f"docker import of {BASE_IMAGE} failed: {result.stderr.strip()}")
+
+
+def list_images() -> list[ImageInfo]:
+    """Every role's image in both profiles, present or not."""
+    base = _image(BASE_IMAGE)
+    infos = []
+    for profile in PROFILES:
+        for role in ROLES:
+            infos.append(_info(role, profile, base))
+    return infos
+
+
+def _info(role: str, profile: str, local_base: Any | None) -> ImageInfo:
+    ref = image_ref(role, profile)
+    image = _image(ref)
+    if image is None:
+        return ImageInfo(role, profile, ref, False, False, 0.0, "")
+    up_to_date = True
+    if _is_built_here(role, profile):
+        base = local_base if profile == "local" else _image(APP_UPSTREAM_BASE)
+        up_to_date = image.labels.get(INPUTS_LABEL) == inputs_digest(role, profile, base.id if base else "")
+    size = float(image.attrs.get("Size", 0)) / 1e6
+    return ImageInfo(role, profile, ref, True, up_to_date, round(size, 1), str(image.attrs.get("Created", ""))[:19])
