@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from labctl import console, images, lifecycle
+from labctl.doctor import run_checks
 from labctl.errors import LabctlError
 from labctl.lab import list_lab_names, load_lab
 from labctl.overrides import parse_overrides
@@ -167,3 +168,16 @@ def images_build(roles: tuple[str, ...], profile: str, force: bool) -> None:
 def images_list() -> None:
     """Show every role's image in both profiles: present, up to date, size."""
     console.out.print(console.image_table(images.list_images()))
+
+
+@main.command()
+@click.option("--port", "ports", type=int, multiple=True, help="Also check this port (default: the labs' ports).")
+def doctor(ports: tuple[int, ...]) -> None:
+    """Check the Docker engine, Compose v2, free ports and which faults this kernel supports."""
+    wanted = ports or tuple(sorted({p for name in list_lab_names() for _, p in load_lab(name).endpoints().values()}))
+    with console.progress("checking") as progress:
+        progress("probing the engine and the kernel")  # type: ignore[operator]
+        checks = run_checks(wanted)
+    console.out.print(console.doctor_table(checks))
+    if any(c.status == "fail" for c in checks):
+        sys.exit(1)

@@ -11,6 +11,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
+from labctl.doctor import Check
 from labctl.images import BuildResult, ImageInfo
 from labctl.lab import Lab
 from labctl.lifecycle import DownResult, LabStatus, UpResult
@@ -127,4 +128,18 @@ def image_table(infos: list[ImageInfo]) -> Table:
         present = "[green]yes[/green]" if i.present else "[dim]no[/dim]"
         fresh = ("yes" if i.up_to_date else "[yellow]stale[/yellow]") if i.present else ""
         table.add_row(i.profile, i.role, i.ref, present, fresh, f"{i.size_mb:.0f}" if i.present else "", i.created)
+    return table
+
+
+_CHECK_STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "unsupported": "magenta"}
+
+
+def doctor_table(checks: list[Check]) -> Table:
+    """`doctor`: one row per check."""
+    table = Table(title="labctl doctor", title_justify="left")
+    for column in ("check", "status", "detail"):
+        table.add_column(column)
+    for c in checks:
+        style = _CHECK_STYLE.get(c.status, "")
+        table.add_row(c.name, f"[{style}]{c.status}[/{style}]", escape(c.detail))
     return table

@@ -122,6 +122,11 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian/"
 
 
+def image_present(ref: str) -> bool:
+    """True when the image is in the local engine."""
+    return _image(ref) is not None
+
+
 def _image(ref: str) -> Any | None:
     import docker.errors
 
