@@ -27,9 +27,12 @@ class Cli:
     def env(self) -> dict[str, str]:
         return {**os.environ, "LABCTL_HOME": str(self.home), "COLUMNS": "200"}
 
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "labctl"]
+
     def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "labctl", *args], capture_output=True, text=True,
+            [*self.argv(), *args], capture_output=True, text=True,
             env=self.env(), timeout=timeout, cwd=REPO,
         )
 
