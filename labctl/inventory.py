@@ -23,6 +23,7 @@ class ServiceState:
     state: str
     health: str
     endpoints: dict[str, str]
+    status_text: str = ""
 
     @property
     def outcome(self) -> str:
@@ -48,29 +49,43 @@ def lab_containers(lab: str | None) -> list[Any]:
 
 
 def service_states(lab: str | None) -> list[ServiceState]:
-    """The state of every container of a lab, sorted by lab then service name."""
-    states = [_state_of(c) for c in lab_containers(lab)]
+    """The state of every container of a lab, sorted by container name.
+
+    Uses the list endpoint only (one API call, no per-container inspect), so a container
+    removed meanwhile cannot make it fail.
+    """
+    summaries = docker_client().api.containers(all=True, filters=label_filters(lab))
+    states = [_state_of(summary) for summary in summaries]
     return sorted(states, key=lambda s: (s.container, s.name))
 
 
-def _state_of(container: Any) -> ServiceState:
-    labels = container.labels
-    attrs = container.attrs.get("State", {})
-    health = attrs.get("Health", {}).get("Status", "none")
+def _state_of(summary: dict[str, Any]) -> ServiceState:
+    labels = summary.get("Labels") or {}
+    container = str((summary.get("Names") or ["?"])[0]).lstrip("/")
     return ServiceState(
-        name=labels.get("io.labctl.instance", container.name),
+        name=labels.get("io.labctl.instance", container),
         block=labels.get("io.labctl.block", ""),
         kind=labels.get("io.labctl.kind", ""),
-        container=container.name,
-        state=attrs.get("Status", container.status),
-        health=health,
+        container=container,
+        state=str(summary.get("State", "unknown")),
+        health=health_from_status(str(summary.get("Status", ""))),
         endpoints=json.loads(labels.get("io.labctl.endpoints", "{}")),
+        status_text=str(summary.get("Status", "")),
     )
+
+
+def health_from_status(status: str) -> str:
+    """Health as Docker's list endpoint words it: 'Up 3 seconds (healthy)' -> 'healthy'."""
+    for marker, health in (("(healthy)", "healthy"), ("(unhealthy)", "unhealthy"), ("(health: starting)", "starting")):
+        if marker in status:
+            return health
+    return "none"
 
 
 def running_labs() -> list[str]:
     """Names of labs with at least one container, running or not."""
-    return sorted({c.labels.get(LAB_LABEL, "") for c in lab_containers(None)} - {""})
+    summaries = docker_client().api.containers(all=True, filters=label_filters(None))
+    return sorted({(s.get("Labels") or {}).get(LAB_LABEL, "") for s in summaries} - {""})
 
 
 def lab_networks(lab: str | None) -> list[Any]:

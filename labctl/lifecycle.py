@@ -200,7 +200,8 @@ def _raise_not_healthy(
         if name in states:
             state = states[name]
             tail = inventory.container_logs_tail(state.container, 15)
-            lines += [f"--- {name} ({state.state}, health {state.health}), last log lines:", tail]
+            hint = " (137 is SIGKILL: out of memory, or killed)" if "(137)" in state.status_text else ""
+            lines += [f"--- {name}: {state.status_text}{hint}; last log lines:", tail or "    (none)"]
     lines.append(f"Inspect with 'labctl logs {lab}', remove with 'labctl down {lab}'.")
     raise HealthTimeoutError("\n".join(lines), bad)
 

@@ -19,7 +19,7 @@ NETTOOLS = "labctl/nettools:local"
 def test_down_never_touches_a_decoy(cli: Cli) -> None:
     cli.ok("up", "lb-nginx")
     client = docker_client()
-    network = f"labctl-lb-nginx_lab"
+    network = "labctl-lb-nginx_lab"
     decoys = [
         client.containers.run(NETTOOLS, ["sleep", "300"], name="labctl-decoy-plain", detach=True),
         # Looks like Compose's, on the lab's own network, but labctl did not create it.

@@ -31,3 +31,12 @@ def test_probe_output_parsing() -> None:
         "tbf": (True, "works"),
         "iptables": (True, "works"),
     }
+
+
+def test_health_from_docker_status_text() -> None:
+    from labctl.inventory import health_from_status
+
+    assert health_from_status("Up 3 seconds (healthy)") == "healthy"
+    assert health_from_status("Up 1 second (health: starting)") == "starting"
+    assert health_from_status("Up 9 seconds (unhealthy)") == "unhealthy"
+    assert health_from_status("Exited (137) 2 seconds ago") == "none"
