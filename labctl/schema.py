@@ -155,17 +155,20 @@ def schema_errors(schema: dict[str, Any], data: Any) -> list[tuple[FieldPath, st
 
 def _explain(error: ValidationError) -> Iterable[tuple[FieldPath, str]]:
     path: FieldPath = tuple(error.absolute_path)
+    schema: dict[str, Any] = dict(error.schema) if isinstance(error.schema, dict) else {}
+    instance: Any = error.instance
     if error.validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        for key in sorted(set(error.instance) - set(allowed)):
+        allowed = list(schema.get("properties", {}))
+        for key in sorted(set(instance) - set(allowed)):
             yield (*path, key), unknown_key_sentence(key, allowed)
     elif error.validator == "required":
-        present = error.instance if isinstance(error.instance, dict) else {}
-        for key in error.validator_value:
+        present = instance if isinstance(instance, dict) else {}
+        required: Any = error.validator_value
+        for key in required:
             if key not in present:
                 yield path, f"missing required key '{key}'"
     else:
-        yield path, f"expected {describe(error.schema)}, got {shown(error.instance)}"
+        yield path, f"expected {describe(schema)}, got {shown(instance)}"
 
 
 def unknown_key_sentence(key: str, allowed: Iterable[str]) -> str:
