@@ -40,6 +40,8 @@ initialize() {
     sleep 0.5
   done
   {
+    # mariadb-install-db also makes password-less root users for these hosts; they would win over root@'%'.
+    echo "DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1', 'root'@'$(hostname)';"
     echo "CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY '${root_password}';"
     echo "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;"
     echo "ALTER USER 'root'@'localhost' IDENTIFIED BY '${root_password}';"
