@@ -62,7 +62,8 @@ def test_build_skips_up_to_date_images() -> None:
 
 
 def test_sample_app_endpoints_and_switches(containers: list[Any]) -> None:
-    start(containers, "app", environment={"INSTANCE": "app-7", "WORKERS": "3"}, ports={"8000/tcp": ("127.0.0.1", 18007)})
+    environment = {"INSTANCE": "app-7", "WORKERS": "3"}
+    start(containers, "app", environment=environment, ports={"8000/tcp": ("127.0.0.1", 18007)})
     wait_for(lambda: answers(18007))
     status, headers, body = request(18007, "/")
     assert status == 200 and headers["X-Served-By"] == "app-7" and body["served_by"] == "app-7"
@@ -117,6 +118,6 @@ def test_database_images_follow_the_official_contract(containers: list[Any], rol
     result = container.exec_run([client, "-h127.0.0.1", "-ulabuser", "-puserpw", "-N", "-e", query], demux=True)
     stdout, stderr = result.output
     assert result.exit_code == 0, stderr
-    version, database = stdout.decode().split()[:2]
+    version, database = stdout.decode().splitlines()[:2]
     assert database == "lab"
     assert version.startswith("9.") if role == "mysql" else "MariaDB" in version
