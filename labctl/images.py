@@ -99,7 +99,8 @@ def dockerfile(role: str, profile: str) -> Path:
 
 def inputs_digest(role: str, profile: str, base_id: str) -> str:
     """A digest of everything an image is built from: its context, Dockerfile and base image."""
-    digest = hashlib.sha256(f"{role}\0{profile}\0{base_id}\0{debian_mirror()}\0".encode())
+    # The mirror is left out on purpose: the same packages from another mirror are the same image.
+    digest = hashlib.sha256(f"{role}\0{profile}\0{base_id}\0".encode())
     context = paths.images_dir() / CONTEXTS[role]
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         if path.name.startswith("Dockerfile.") and path != dockerfile(role, profile):
@@ -233,7 +234,7 @@ def ensure_base(force: bool = False, on_event: Events | None = None) -> BuildRes
 
     events = on_event or _quiet
     started = time.monotonic()
-    digest = hashlib.sha256(f"{BASE_SUITE}\0minbase\0{debian_mirror()}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{BASE_SUITE}\0minbase".encode()).hexdigest()[:16]
     current = _image(BASE_IMAGE)
     if not force and current is not None and current.labels.get(INPUTS_LABEL) == digest:
         return BuildResult("base", BASE_IMAGE, "up to date", 0.0)
