@@ -7,6 +7,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -15,6 +16,7 @@ from labctl import console, images, lifecycle
 from labctl.doctor import run_checks
 from labctl.errors import LabctlError
 from labctl.lab import list_lab_names, load_lab
+from labctl.load import LoadOptions, parse_duration, parse_processes, run_load
 from labctl.overrides import parse_overrides
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -181,3 +183,32 @@ def doctor(ports: tuple[int, ...]) -> None:
     console.out.print(console.doctor_table(checks))
     if any(c.status == "fail" for c in checks):
         sys.exit(1)
+
+
+@main.command()
+@click.argument("lab")
+@click.option("--users", default=10, show_default=True, help="Concurrent Locust users.")
+@click.option("--spawn-rate", type=float, default=None, help="Users started per second (default: all at once).")
+@click.option("--duration", default="30s", show_default=True, help="How long to run, e.g. 60s or 2m.")
+@click.option("--rate", type=float, default=None, help="Open model: this many requests per second, latency "
+              "measured from when each was due (users then bound the requests in flight).")
+@click.option("--processes", default="1", show_default=True, help="Locust processes, a number or 'auto'.")
+@click.option("--locustfile", type=click.Path(path_type=Path), default=None, help="Your own locustfile.")
+@click.option("--path", "url_path", default="/", show_default=True, help="Request path for the default user.")
+@click.option("--endpoint", default="http", show_default=True, help="Which published endpoint to load.")
+@click.option("--web", is_flag=True, help="Open Locust's web UI on 127.0.0.1:8089 instead of a headless run.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
+def load(lab: str, users: int, spawn_rate: float | None, duration: str, rate: float | None, processes: str,
+         locustfile: Path | None, url_path: str, endpoint: str, web: bool, as_json: bool) -> None:
+    """Drive Locust against a lab's published port and report spread, latency and errors."""
+    options = LoadOptions(users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration), rate=rate,
+                          processes=parse_processes(processes), locustfile=locustfile, web=web,
+                          endpoint=endpoint, path=url_path)
+    if web:
+        console.err.print("Locust web UI: http://127.0.0.1:8089 (Ctrl-C here to stop and write the report)")
+    with console.progress(f"load on {lab}") as progress:
+        result = run_load(lab, options, progress)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=2))
+        return
+    console.show_load(result.summary, result.run_dir)

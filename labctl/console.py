@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markdown import Markdown
@@ -26,10 +29,23 @@ _HEALTH_STYLE = {"healthy": "green", "starting": "yellow", "failed": "red"}
 def progress(title: str) -> Iterator[object]:
     """A live status line on stderr while long work runs; yields a callback for updates."""
     if not err.is_terminal:
-        yield lambda message: err.print(f"  {message}") if not message.startswith("waiting") else None
+        yield _throttled_printer()
         return
     with err.status(title) as status:
         yield lambda message: status.update(f"{title}: {message}")
+
+
+def _throttled_printer(every: float = 5.0) -> Callable[[str], None]:
+    # Without a terminal there is no status line to update: print at most one line per `every` seconds.
+    last = [0.0]
+
+    def emit(message: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            err.print(f"  {message}")
+
+    return emit
 
 
 def lab_table(labs: list[Lab]) -> Table:
@@ -143,3 +159,26 @@ def doctor_table(checks: list[Check]) -> Table:
         style = _CHECK_STYLE.get(c.status, "")
         table.add_row(c.name, f"[{style}]{c.status}[/{style}]", escape(c.detail))
     return table
+
+
+def show_load(summary: dict[str, Any], run_dir: Path) -> None:
+    """The end-of-run table of `labctl load`, and a loud warning when the generator was the limit."""
+    latency = summary["latency_ms"]
+    table = Table(title=f"load on {summary['lab']} ({summary['model']} model)", title_justify="left")
+    for column in ("requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "load-gen CPU"):
+        table.add_column(column, justify="right")
+    table.add_row(str(summary["requests"]), str(summary["failures"]), f"{summary['rps']:.0f}",
+                  *(f"{latency[k]:.1f}" for k in ("p50", "p95", "p99", "max")),
+                  f"{summary['load_gen_cpu_per_process']:.0%} per process")
+    out.print(table)
+    spread = Table(title="requests per backend (X-Served-By)", title_justify="left")
+    for column in ("backend", "requests", "share"):
+        spread.add_column(column, justify="right")
+    for backend, count in summary["backends"].items():
+        spread.add_row(backend, str(count), f"{summary['backend_share'][backend]:.1%}")
+    out.print(spread)
+    if summary["load_gen_bound"]:
+        err.print("[bold red]LOAD GENERATOR BOUND:[/bold red] Locust used "
+                  f"{summary['load_gen_cpu_per_process']:.0%} of a core per process; the numbers show the "
+                  "generator's limit, not the lab's. Use --processes auto or --rate.")
+    out.print(f"run folder: {run_dir} (summary.json, timeline.csv, timeline.png, locust-report.html)")

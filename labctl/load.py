@@ -1,0 +1,240 @@
+"""`labctl load`: Locust in a subprocess against a lab's published port on 127.0.0.1,
+and what it saw turned into summary.json, timeline.csv and a chart in the run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labctl import lifecycle, paths
+from labctl.errors import LabctlError, UsageError
+from labctl.lab import lab_folder
+from labctl.timeline import Sample, bucket, draw_chart, parse_samples, percentile, write_timeline
+
+LOADGEN = Path(__file__).resolve().parent / "loadgen"
+# A generator process above this share of one core is the bottleneck, not the lab.
+BOUND_CPU_PER_PROCESS = 0.85
+Progress = Callable[[str], None]
+
+
+class LoadError(LabctlError):
+    """The load run could not start or produced nothing usable."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What `labctl load` was asked for."""
+
+    users: int = 10
+    spawn_rate: float | None = None
+    duration_s: float = 30.0
+    rate: float | None = None
+    processes: int = 1
+    locustfile: Path | None = None
+    web: bool = False
+    endpoint: str = "http"
+    path: str = "/"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A finished load run: its folder and its summary."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def parse_duration(text: str) -> float:
+    """'60s', '2m', '1m30s' or '45' -> seconds."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise UsageError(f"expected a duration like 30s, 2m or 1m30s, got {text!r}")
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+
+
+def parse_processes(text: str) -> int:
+    """'auto' (one per CPU) or a positive number of Locust processes."""
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"--processes expects a number >= 1 or 'auto', got {text!r}")
+    return int(text)
+
+
+def endpoint_url(lab: str, endpoint: str) -> str:
+    """The lab's published endpoint as a 127.0.0.1 URL; errors when the lab is not up."""
+    [status] = lifecycle.status(lab)
+    state = status.to_json()["state"]
+    if state != "up":
+        raise LoadError(f"lab '{lab}' is {state}; start it with 'labctl up {lab}' (see 'labctl status {lab}')")
+    url = status.endpoints.get(endpoint)
+    if url is None:
+        known = ", ".join(status.endpoints) or "none"
+        raise LoadError(f"lab '{lab}' publishes no endpoint '{endpoint}' (endpoints: {known})")
+    # Load goes to the published port on loopback only, whatever address the lab binds.
+    return re.sub(r"^http://[^:/]+", "http://127.0.0.1", url).removesuffix("/stats")
+
+
+def new_run_dir(lab: str, kind: str) -> Path:
+    """A fresh runs/<lab>/<run-id>/ folder."""
+    run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{kind}"
+    folder = paths.runs_dir(lab) / run_id
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = paths.runs_dir(lab) / f"{run_id}-{suffix}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def locust_files(lab: str, options: LoadOptions) -> list[Path]:
+    """The plugin first, then the user's locustfile, the lab's own, or labctl's default."""
+    plugin = LOADGEN / "plugin.py"
+    if options.rate is not None:
+        if options.locustfile is not None:
+            raise UsageError("--rate uses labctl's own open-model user; it cannot be combined with --locustfile")
+        return [plugin, LOADGEN / "open_model.py"]
+    if options.locustfile is not None:
+        if not options.locustfile.is_file():
+            raise UsageError(f"--locustfile {options.locustfile}: no such file")
+        return [plugin, options.locustfile]
+    own = lab_folder(lab) / "locustfile.py"
+    return [plugin, own if own.is_file() else LOADGEN / "closed_model.py"]
+
+
+def locust_argv(host: str, files: list[Path], options: LoadOptions, run_dir: Path) -> list[str]:
+    """The Locust command line for one run."""
+    users = options.users
+    argv = [sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in files), "--host", host,
+            "-u", str(users), "-r", str(options.spawn_rate or users), "--exit-code-on-error", "0",
+            "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust-report.html"),
+            "--loglevel", "WARNING"]
+    if options.web:
+        argv += ["--web-host", "127.0.0.1", "--web-port", "8089"]
+    else:
+        argv += ["--headless", "--only-summary", "-t", f"{max(1, round(options.duration_s))}s", "--stop-timeout", "2"]
+    if options.processes > 1:
+        argv += ["--processes", str(options.processes)]
+    return argv
+
+
+def _environment(run_dir: Path, options: LoadOptions) -> dict[str, str]:
+    per_process = -(-options.users // options.processes)
+    return {
+        **os.environ,
+        "LABCTL_SAMPLES_DIR": str(run_dir),
+        "LABCTL_PATH": options.path,
+        "LABCTL_RATE": str(options.rate or 0),
+        "LABCTL_PROCESSES": str(options.processes),
+        "LABCTL_USERS_PER_PROCESS": str(per_process),
+    }
+
+
+def run_load(lab: str, options: LoadOptions, progress: Progress) -> LoadResult:
+    """Drive load at a lab, then write the run folder; returns its summary."""
+    host = endpoint_url(lab, options.endpoint)
+    files = locust_files(lab, options)
+    run_dir = new_run_dir(lab, "load")
+    argv = locust_argv(host, files, options, run_dir)
+    cpu_before = _children_cpu()
+    started = time.time()
+    returncode = _run_locust(argv, _environment(run_dir, options), run_dir, options, progress)
+    wall = time.time() - started
+    samples = read_samples(run_dir)
+    if not samples:
+        raise LoadError(_no_samples_message(returncode, run_dir))
+    summary = summarize(lab, run_dir.name, samples, options, _children_cpu() - cpu_before, wall)
+    summary["locust_exit_code"] = returncode
+    write_run(run_dir, samples, summary)
+    return LoadResult(run_dir, summary)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run_locust(argv: list[str], env: dict[str, str], run_dir: Path, options: LoadOptions,
+                progress: Progress) -> int:
+    with open(run_dir / "locust.log", "w", encoding="utf-8") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir)
+        try:
+            _watch(process, run_dir, options, progress)
+        except KeyboardInterrupt:
+            process.terminate()
+            process.wait(timeout=15)
+            raise
+    return process.returncode
+
+
+def _watch(process: subprocess.Popen[bytes], run_dir: Path, options: LoadOptions, progress: Progress) -> None:
+    started = time.time()
+    while process.poll() is None:
+        time.sleep(1.0)
+        elapsed = time.time() - started
+        recent = [s for s in read_samples(run_dir) if s.at >= time.time() - 2.0]
+        total = "" if options.web else f"/{options.duration_s:.0f}"
+        progress(f"{elapsed:.0f}{total}s  ~{len(recent) / 2:.0f} req/s")
+
+
+def read_samples(run_dir: Path) -> list[Sample]:
+    """Every request recorded by every Locust process of a run."""
+    samples: list[Sample] = []
+    for path in sorted(run_dir.glob("samples-*.csv")):
+        with open(path, encoding="utf-8") as handle:
+            samples.extend(parse_samples(handle))
+    return samples
+
+
+def _no_samples_message(returncode: int, run_dir: Path) -> str:
+    log = (run_dir / "locust.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
+    how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
+    return "\n".join([f"the load generator {how} without recording a request; last lines of "
+                      f"{run_dir / 'locust.log'}:", *("    " + line for line in log)])
+
+
+def summarize(lab: str, run_id: str, samples: list[Sample], options: LoadOptions, cpu_seconds: float,
+              wall: float) -> dict[str, Any]:
+    """The numbers of a run, as summary.json and `--json` print them."""
+    start = min(s.at for s in samples)
+    duration = max(max(s.at for s in samples) - start, 1e-9)
+    latencies = sorted(s.latency_ms for s in samples)
+    backends = Counter(s.backend for s in samples if s.backend and s.ok)
+    answered = sum(backends.values())
+    cpu_per_process = cpu_seconds / max(wall, 1e-9) / options.processes
+    return {
+        "lab": lab, "run_id": run_id, "duration_s": round(duration, 2),
+        "requests": len(samples), "failures": sum(1 for s in samples if not s.ok),
+        "rps": round(len(samples) / duration, 1),
+        "latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95),
+                       "p99": percentile(latencies, 0.99), "max": latencies[-1]},
+        "backends": dict(sorted(backends.items())),
+        "backend_share": {b: round(c / answered, 4) for b, c in sorted(backends.items())},
+        "load_gen_cpu": round(cpu_seconds / max(wall, 1e-9) / (os.cpu_count() or 1), 3),
+        "load_gen_cpu_per_process": round(cpu_per_process, 3),
+        "load_gen_bound": cpu_per_process >= BOUND_CPU_PER_PROCESS,
+        "model": "open" if options.rate else "closed",
+        "target_rps": options.rate, "users": options.users, "processes": options.processes,
+        "path": options.path,
+    }
+
+
+def write_run(run_dir: Path, samples: list[Sample], summary: dict[str, Any]) -> None:
+    """summary.json, timeline.csv and timeline.png in the run folder."""
+    start = min(s.at for s in samples)
+    seconds = bucket(samples, start)
+    backends = sorted(summary["backends"])
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_timeline(run_dir / "timeline.csv", seconds, backends)
+    draw_chart(run_dir / "timeline.png", seconds, backends, f"{summary['lab']} {summary['run_id']}")

@@ -1,0 +1,1 @@
+"""Files that run inside the Locust process (never imported by labctl itself)."""

@@ -1,0 +1,106 @@
+"""Turning per-request samples into a per-second timeline, a summary, and a chart."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One request as the load generator saw it."""
+
+    at: float
+    latency_ms: float
+    backend: str
+    ok: bool
+
+
+@dataclass
+class Second:
+    """One row of timeline.csv."""
+
+    second: int
+    latencies: list[float] = field(default_factory=list)
+    failures: int = 0
+    backends: Counter[str] = field(default_factory=Counter)
+
+
+def parse_samples(lines: Iterable[str]) -> list[Sample]:
+    """Parse the plugin's `time,latency,backend,ok` lines, skipping torn ones."""
+    samples = []
+    for line in lines:
+        parts = line.rstrip("\n").split(",")
+        if len(parts) != 4 or not parts[3]:
+            continue
+        try:
+            samples.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1"))
+        except ValueError:
+            continue
+    return samples
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted list (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def bucket(samples: list[Sample], start: float) -> list[Second]:
+    """Samples grouped by whole seconds since `start`, with empty seconds kept."""
+    if not samples:
+        return []
+    last = int(max(s.at for s in samples) - start)
+    seconds = [Second(i) for i in range(last + 1)]
+    for sample in samples:
+        row = seconds[max(0, int(sample.at - start))]
+        row.latencies.append(sample.latency_ms)
+        row.failures += 0 if sample.ok else 1
+        if sample.backend:
+            row.backends[sample.backend] += 1
+    return seconds
+
+
+def write_timeline(path: Path, seconds: list[Second], backends: list[str]) -> None:
+    """timeline.csv: one row per second with counts, percentiles and requests per backend."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["second", "requests", "failures", "p50_ms", "p95_ms", "p99_ms", *backends])
+        for row in seconds:
+            ordered = sorted(row.latencies)
+            writer.writerow([
+                row.second, len(ordered), row.failures,
+                *(f"{percentile(ordered, q):.1f}" for q in (0.5, 0.95, 0.99)),
+                *(row.backends.get(b, 0) for b in backends),
+            ])
+
+
+def draw_chart(path: Path, seconds: list[Second], backends: list[str], title: str) -> None:
+    """A PNG of requests per second (per backend), failures, and p50/p95/p99 latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [row.second for row in seconds]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for backend in backends:
+        top.plot(x, [row.backends.get(backend, 0) for row in seconds], label=backend)
+    top.plot(x, [row.failures for row in seconds], label="failures", color="red", linestyle="--")
+    top.set_ylabel("requests / s")
+    top.legend(loc="upper right", fontsize="small")
+    top.set_title(title)
+    for fraction, label in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        bottom.plot(x, [percentile(sorted(row.latencies), fraction) for row in seconds], label=label)
+    bottom.set_ylabel("latency ms")
+    bottom.set_xlabel("seconds")
+    bottom.legend(loc="upper right", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
