@@ -1,0 +1,55 @@
+"""Load-run arithmetic without Docker: durations, samples, percentiles, per-second buckets."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.errors import UsageError
+from labctl.load import LoadOptions, parse_duration, parse_processes, summarize
+from labctl.timeline import Sample, bucket, parse_samples, percentile
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("60s") == 60
+    assert parse_duration("2m") == 120
+    assert parse_duration("1m30s") == 90
+    assert parse_duration("45") == 45
+    with pytest.raises(UsageError, match="expected a duration"):
+        parse_duration("soon")
+
+
+def test_parse_processes() -> None:
+    assert parse_processes("3") == 3
+    assert parse_processes("auto") >= 1
+    with pytest.raises(UsageError):
+        parse_processes("0")
+
+
+def test_parse_samples_skips_torn_lines() -> None:
+    lines = ["100.5,12.0,app-1,1\n", "100.9,30.5,,0\n", "101.2,1", "garbage,x,y,1\n"]
+    assert parse_samples(lines) == [Sample(100.5, 12.0, "app-1", True), Sample(100.9, 30.5, "", False)]
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50 and percentile(values, 0.95) == 95 and percentile(values, 0.99) == 99
+    assert percentile([], 0.5) == 0.0
+
+
+def test_bucket_keeps_empty_seconds() -> None:
+    samples = [Sample(10.1, 5, "app-1", True), Sample(10.7, 7, "app-2", True), Sample(12.3, 9, "", False)]
+    rows = bucket(samples, 10.0)
+    assert [len(r.latencies) for r in rows] == [2, 0, 1]
+    assert rows[2].failures == 1 and dict(rows[0].backends) == {"app-1": 1, "app-2": 1}
+
+
+def test_summary_fields_and_shares() -> None:
+    samples = [Sample(100 + i * 0.01, float(i), f"app-{i % 3 + 1}", True) for i in range(300)]
+    summary = summarize("lb-nginx", "run", samples, LoadOptions(users=5), cpu_seconds=0.5, wall=3.0)
+    assert summary["requests"] == 300 and summary["failures"] == 0
+    assert summary["backends"] == {"app-1": 100, "app-2": 100, "app-3": 100}
+    assert summary["backend_share"] == {"app-1": 0.3333, "app-2": 0.3333, "app-3": 0.3333}
+    assert summary["latency_ms"]["max"] == 299
+    assert summary["load_gen_bound"] is False
+    bound = summarize("lb-nginx", "run", samples, LoadOptions(users=5), cpu_seconds=2.9, wall=3.0)
+    assert bound["load_gen_bound"] is True
