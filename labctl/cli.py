@@ -12,12 +12,13 @@ from typing import Any, TypeVar
 
 import click
 
-from labctl import console, images, lifecycle
+from labctl import console, images, lifecycle, scaling
 from labctl.doctor import run_checks
 from labctl.errors import LabctlError
 from labctl.lab import list_lab_names, load_lab
 from labctl.load import LoadOptions, parse_duration, parse_processes, run_load
 from labctl.overrides import parse_overrides
+from labctl.scaling import parse_scale
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -212,3 +213,39 @@ def load(lab: str, users: int, spawn_rate: float | None, duration: str, rate: fl
         click.echo(json.dumps(result.summary, indent=2))
         return
     console.show_load(result.summary, result.run_dir)
+
+
+@main.command()
+@click.argument("lab")
+@click.argument("spec", metavar="BLOCK=N")
+def scale(lab: str, spec: str) -> None:
+    """Change a running lab's replicas (e.g. app=6); only those replicas start or stop and
+    the load balancer reloads its config."""
+    block, count = parse_scale(spec)
+    with console.progress(f"scaling {lab}") as progress:
+        result = scaling.scale(lab, block, count, progress)  # type: ignore[arg-type]
+    console.out.print(f"{lab}: {block} {result.before} -> {result.after} replicas in {result.seconds:.1f}s")
+
+
+@main.command()
+@click.argument("lab")
+@click.option("--set", "grid", multiple=True, metavar="KEY=V1,V2", required=True,
+              help="A parameter and the values to sweep, e.g. --set app.replicas=1,2,4 (repeat for a grid).")
+@click.option("--duration", default="30s", show_default=True, help="Load per combination.")
+@click.option("--users", default=20, show_default=True, help="Concurrent users (closed model).")
+@click.option("--rate", type=float, default=None, help="Open model: requests per second instead.")
+@click.option("--processes", default="1", show_default=True, help="Locust processes, a number or 'auto'.")
+@click.option("--path", "url_path", default=None, help="Request path (default: the lab's locustfile or /).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def sweep(lab: str, grid: tuple[str, ...], duration: str, users: int, rate: float | None, processes: str,
+          url_path: str | None, as_json: bool) -> None:
+    """Run one load per combination of parameters and compare req/s, p95 and errors."""
+    options = LoadOptions(users=users, duration_s=parse_duration(duration), rate=rate,
+                          processes=parse_processes(processes), path=url_path or "/")
+    with console.progress(f"sweep on {lab}") as progress:
+        run_dir, rows = scaling.sweep(lab, scaling.parse_grid(grid), options, progress)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    console.out.print(console.sweep_table(lab, rows))
+    console.out.print(f"run folder: {run_dir} (sweep.json, sweep.csv, sweep.png)")

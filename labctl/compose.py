@@ -37,3 +37,8 @@ def logs_argv(project: str, compose_file: Path | None, service: str | None, tail
 def restart(project: str, compose_file: Path, services: list[str]) -> None:
     """Restart services in place (their containers and addresses stay)."""
     run([*compose_argv(project, compose_file), "restart", *services])
+
+
+def run_services(project: str, compose_file: Path, services: list[str]) -> None:
+    """Create and start only these services, leaving every other one as it is."""
+    run([*compose_argv(project, compose_file), "up", "-d", "--no-deps", "--pull", "never", "--no-build", *services])

@@ -182,3 +182,17 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
                   f"{summary['load_gen_cpu_per_process']:.0%} of a core per process; the numbers show the "
                   "generator's limit, not the lab's. Use --processes auto or --rate.")
     out.print(f"run folder: {run_dir} (summary.json, timeline.csv, timeline.png, locust-report.html)")
+
+
+def sweep_table(lab: str, rows: list[dict[str, Any]]) -> Table:
+    """`labctl sweep`: one row per combination."""
+    table = Table(title=f"sweep on {lab}", title_justify="left")
+    params = list(rows[0]["params"]) if rows else []
+    for column in (*params, "req/s", "p50 ms", "p95 ms", "failures", "share per backend", "note"):
+        table.add_column(column)
+    for row in rows:
+        shares = " ".join(f"{b}:{v:.0%}" for b, v in row["backend_share"].items())
+        note = "[red]load generator bound[/red]" if row["load_gen_bound"] else ""
+        table.add_row(*row["params"].values(), f"{row['rps']:.0f}", f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}",
+                      str(row["failures"]), shares, note)
+    return table

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labctl import compose, images, inventory, paths
-from labctl.dockerenv import port_holder, port_is_free, require_engine
+from labctl.dockerenv import docker_client, port_holder, port_is_free, require_engine
 from labctl.errors import HealthTimeoutError, LabctlError, PortBusyError
-from labctl.lab import Lab
+from labctl.lab import Block, Lab
 from labctl.render import RenderedLab, render_lab
 
 Progress = Callable[[str], None]
@@ -126,7 +126,7 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
     running = {s.name for s in inventory.service_states(lab.name) if s.state == "running"}
     try:
         _start_and_wait(lab, rendered, timeout, progress)
-        _restart_reconfigured(lab, rendered, running, progress)
+        apply_changes(lab, rendered, running, progress)
     except KeyboardInterrupt:
         progress("interrupted: removing what was started")
         down(lab.name)
@@ -135,14 +135,36 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
     return UpResult(lab, rendered, chosen, reason, lab.endpoint_urls(), seconds)
 
 
-def _restart_reconfigured(lab: Lab, rendered: RenderedLab, running: set[str], progress: Progress) -> None:
+def apply_changes(lab: Lab, rendered: RenderedLab, running: set[str], progress: Progress) -> None:
     # Compose cannot see a changed bind-mounted config file, so a running load balancer
-    # whose config changed is restarted here to pick it up.
-    services = [lab.blocks[b].service_base for b in rendered.changed_blocks() if b in lab.blocks]
-    services = [s for s in services if s in running]
-    if services:
-        progress(f"restarting {', '.join(services)} for its new config")
-        compose.restart(lab.project, rendered.compose_file, services)
+    # whose config changed is told to reload it (no restart, connections keep going).
+    for name in sorted(rendered.changed_blocks()):
+        block = lab.blocks.get(name)
+        if block is not None and block.is_lb and block.service_base in running:
+            progress(f"reloading {block.service_base} for its new config")
+            reload_lb(lab, block)
+    _remove_extra_instances(lab, progress)
+
+
+def reload_lb(lab: Lab, block: Block) -> None:
+    """Make a running load balancer re-read its config in place."""
+    container = docker_client().containers.get(f"{lab.project}-{block.service_base}")
+    if block.kind == "nginx":
+        result = container.exec_run(["nginx", "-s", "reload"])
+        if result.exit_code != 0:
+            raise LabctlError(f"nginx reload failed in {container.name}: {result.output.decode().strip()}")
+    else:
+        container.kill(signal="SIGUSR2")  # HAProxy's master (-W) reloads its workers on USR2
+
+
+def _remove_extra_instances(lab: Lab, progress: Progress) -> None:
+    # After a scale-down: containers of this lab that the lab no longer has. They carry
+    # this lab's labels, so they are labctl's own; the load balancer has already let go.
+    expected = {i for b in lab.blocks.values() for i in b.instances()}
+    extra = [s for s in inventory.service_states(lab.name) if s.name not in expected]
+    for state in extra:
+        progress(f"removing {state.name}")
+        docker_client().containers.get(state.container).remove(force=True)
 
 
 def _start_and_wait(lab: Lab, rendered: RenderedLab, timeout: float, progress: Progress) -> None:
@@ -157,28 +179,35 @@ def _start_and_wait(lab: Lab, rendered: RenderedLab, timeout: float, progress: P
             process.wait()
 
 
+def wait_services_healthy(lab: str, services: list[str], progress: Progress, timeout: float = 120.0) -> None:
+    """Wait until these services of a running lab are healthy."""
+    wait_healthy(lab, services, None, time.monotonic() + timeout, progress)
+
+
 def wait_healthy(
-    lab: str, expected: list[str], process: subprocess.Popen[str], deadline: float, progress: Progress
+    lab: str, expected: list[str], process: subprocess.Popen[str] | None, deadline: float, progress: Progress
 ) -> None:
-    """Poll until every expected service is healthy; fail fast on a failed one or a dead compose."""
+    """Poll until every expected service is healthy; fail fast on a failed one or a failed
+    `compose up` (`process`, when one is still running)."""
     while True:
         states = {s.name: s for s in inventory.service_states(lab)}
         healthy = [n for n in expected if n in states and states[n].outcome == "healthy"]
         progress(f"waiting for services: {len(healthy)}/{len(expected)} healthy")
-        if len(healthy) == len(expected) and process.poll() is not None:
+        compose_done = process is None or process.poll() is not None
+        if len(healthy) == len(expected) and compose_done:
             _raise_if_compose_failed(process, lab, expected, states)
             return
         failed = [n for n in expected if n in states and states[n].outcome == "failed"]
-        compose_failed = process.poll() not in (None, 0)
+        compose_failed = process is not None and process.poll() not in (None, 0)
         if failed or compose_failed or time.monotonic() > deadline:
             _raise_not_healthy(lab, expected, states, process, timed_out=not (failed or compose_failed))
         time.sleep(POLL_SECONDS)
 
 
 def _raise_if_compose_failed(
-    process: subprocess.Popen[str], lab: str, expected: list[str], states: dict[str, inventory.ServiceState]
+    process: subprocess.Popen[str] | None, lab: str, expected: list[str], states: dict[str, inventory.ServiceState]
 ) -> None:
-    if process.returncode != 0:
+    if process is not None and process.returncode != 0:
         _raise_not_healthy(lab, expected, states, process, timed_out=False)
 
 
@@ -186,7 +215,7 @@ def _raise_not_healthy(
     lab: str,
     expected: list[str],
     states: dict[str, inventory.ServiceState],
-    process: subprocess.Popen[str],
+    process: subprocess.Popen[str] | None,
     timed_out: bool,
 ) -> None:
     bad = [n for n in expected if n not in states or states[n].outcome != "healthy"]
@@ -194,7 +223,7 @@ def _raise_not_healthy(
         ("timed out waiting for" if timed_out else "these services did not become healthy in")
         + f" lab '{lab}': {', '.join(bad) or 'none'}"
     ]
-    if process.poll() not in (None, 0) and process.stdout is not None:
+    if process is not None and process.poll() not in (None, 0) and process.stdout is not None:
         lines += ["docker compose said:", *("    " + x for x in process.stdout.read().strip().splitlines()[-10:])]
     for name in bad:
         if name in states:
