@@ -51,12 +51,13 @@ def scale(lab_name: str, block_name: str, count: int, progress: Progress) -> Sca
     reload the load balancers in front of them (nothing else restarts)."""
     started = time.monotonic()
     state = _rendered_state(lab_name)
+    current = load_lab(lab_name, parse_overrides(state["overrides"]))
+    if getattr(current.blocks.get(block_name), "kind", None) != "app":
+        apps = ", ".join(b.name for b in current.blocks.values() if b.kind == "app")
+        raise UsageError(f"lab '{lab_name}' has no app block '{block_name}' to scale (app blocks: {apps})")
     kept = [o for o in state["overrides"] if not o.startswith(f"{block_name}.replicas=")]
     lab = load_lab(lab_name, parse_overrides([*kept, f"{block_name}.replicas={count}"]))
-    block = lab.blocks.get(block_name)
-    if block is None or block.kind != "app":
-        apps = ", ".join(b.name for b in lab.blocks.values() if b.kind == "app")
-        raise UsageError(f"lab '{lab_name}' has no app block '{block_name}' to scale (app blocks: {apps})")
+    block = lab.blocks[block_name]
     running = {s.name for s in inventory.service_states(lab_name) if s.state == "running"}
     before = sum(1 for name in running if name.startswith(f"{block.service_base}-"))
     rendered = render_lab(lab, state["images"])

@@ -1,0 +1,47 @@
+"""`labctl scale` and `labctl sweep` on real labs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from labctl.dockerenv import docker_client
+from tests.integration.conftest import Cli, served_by
+
+
+def lb_id() -> str:
+    return str(docker_client().containers.get("labctl-lb-nginx-lb").id)
+
+
+def test_scale_up_and_down_without_restarting_the_rest(cli: Cli) -> None:
+    cli.ok("up", "lb-nginx")
+    before = lb_id()
+    app1 = docker_client().containers.get("labctl-lb-nginx-app-1").id
+    assert "3 -> 5 replicas" in cli.ok("scale", "lb-nginx", "app=5")
+    assert sorted(set(served_by("http://127.0.0.1:8080/", 10))) == [f"app-{i}" for i in range(1, 6)]
+    assert "5 -> 2 replicas" in cli.ok("scale", "lb-nginx", "app=2")
+    assert sorted(set(served_by("http://127.0.0.1:8080/", 10))) == ["app-1", "app-2"]
+    assert lb_id() == before and docker_client().containers.get("labctl-lb-nginx-app-1").id == app1
+    names = [s["name"] for s in json.loads(cli.ok("status", "lb-nginx", "--json"))["services"]]
+    assert names == ["app-1", "app-2", "lb"]
+
+
+def test_scale_errors(cli: Cli) -> None:
+    result = cli.run("scale", "lb-nginx", "app=2")
+    assert result.returncode == 1 and "lab 'lb-nginx' is not up" in result.stderr
+    assert cli.run("scale", "lb-nginx", "app=zero").returncode == 2
+    cli.ok("up", "lb-nginx")
+    result = cli.run("scale", "lb-nginx", "lb=2")
+    assert result.returncode == 2 and "no app block 'lb'" in result.stderr
+
+
+def test_sweep_writes_table_and_chart(cli: Cli) -> None:
+    out = cli.ok("sweep", "scale-horizontal", "--set", "app.replicas=1,2", "--duration", "4s", "--users", "4")
+    assert "sweep on scale-horizontal" in out
+    [run_dir] = (cli.home / "runs" / "scale-horizontal").glob("*-sweep")
+    rows = json.loads((Path(run_dir) / "sweep.json").read_text())["rows"]
+    assert [row["params"] for row in rows] == [{"app.replicas": "1"}, {"app.replicas": "2"}]
+    assert sorted(rows[1]["backend_share"]) == ["app-1", "app-2"]
+    assert all(row["failures"] == 0 and row["rps"] > 0 for row in rows)
+    assert (Path(run_dir) / "sweep.png").stat().st_size > 1000
+    assert (Path(run_dir) / "sweep.csv").read_text().startswith("app.replicas,rps")
