@@ -223,6 +223,7 @@ def summarize(lab: str, run_id: str, samples: list[Sample], options: LoadOptions
         "backend_share": {b: round(c / answered, 4) for b, c in sorted(backends.items())},
         "load_gen_cpu": round(cpu_seconds / max(wall, 1e-9) / (os.cpu_count() or 1), 3),
         "load_gen_cpu_per_process": round(cpu_per_process, 3),
+        "load_gen_cpu_seconds": round(cpu_seconds, 2),
         "load_gen_bound": cpu_per_process >= BOUND_CPU_PER_PROCESS,
         "model": "open" if options.rate else "closed",
         "target_rps": options.rate, "users": options.users, "processes": options.processes,
