@@ -64,15 +64,17 @@ def main() -> None:
         rps, locust, own = labctl_run(args.duration, args.users, args.processes)
         labctl_rps.append(rps)
         locust_cpu.append(locust / args.duration)
-        own_cpu.append(own / args.duration)
+        own_cpu.append(own)
         wrk_rps.append(wrk_run(args.duration, args.users))
         print(f"run {run + 1}: labctl load {rps:.0f} req/s   wrk {wrk_rps[-1]:.0f} req/s")
     ratios = [a / b for a, b in zip(labctl_rps, wrk_rps, strict=True)]
     print(f"\nlb-nginx, {args.runs} runs of {args.duration}s, {args.users} connections, alternating")
-    print(f"  labctl load (Locust FastHttpUser, --processes {args.processes})  median {statistics.median(labctl_rps):.0f} req/s")
-    print(f"  wrk -t2 -c{args.users}                                     median {statistics.median(wrk_rps):.0f} req/s")
+    print(f"  labctl load, --processes {args.processes}: median {statistics.median(labctl_rps):.0f} req/s")
+    print(f"  wrk -t2 -c{args.users}: median {statistics.median(wrk_rps):.0f} req/s")
     print(f"  ratio labctl/wrk median {statistics.median(ratios):.2f}")
-    print(f"  Locust CPU {statistics.median(locust_cpu):.2f} cores; labctl itself {statistics.median(own_cpu):.2f} cores")
+    locust, own = statistics.median(locust_cpu), statistics.median(own_cpu)
+    print(f"  CPU: Locust {locust:.2f} cores while loading; labctl itself {own:.2f} s per run"
+          " (start-up, watching, summary and chart)")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def main() -> None:
         compose_times.append(timed(plain))
         down(args.lab)
         print(f"run {run + 1}: labctl up {labctl_times[-1]:.2f}s   compose up --wait {compose_times[-1]:.2f}s")
-    ratios = [a / b for a, b in zip(labctl_times, compose_times)]
+    ratios = [a / b for a, b in zip(labctl_times, compose_times, strict=True)]
     med_l, med_c = statistics.median(labctl_times), statistics.median(compose_times)
     print(f"\n{args.lab}, {args.runs} runs, alternating")
     print(f"  labctl up             median {med_l:.2f}s  (min {min(labctl_times):.2f}, max {max(labctl_times):.2f})")

@@ -178,14 +178,34 @@ def _run_locust(argv: list[str], env: dict[str, str], run_dir: Path, options: Lo
     return process.returncode
 
 
+class SampleCounter:
+    """Counts new sample lines as they are appended, reading each file only once."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.offsets: dict[Path, int] = {}
+
+    def new_lines(self) -> int:
+        count = 0
+        for path in self.run_dir.glob("samples-*.csv"):
+            with open(path, "rb") as handle:
+                handle.seek(self.offsets.get(path, 0))
+                chunk = handle.read()
+            self.offsets[path] = self.offsets.get(path, 0) + len(chunk)
+            count += chunk.count(b"\n")
+        return count
+
+
 def _watch(process: subprocess.Popen[bytes], run_dir: Path, options: LoadOptions, progress: Progress) -> None:
-    started = time.time()
+    started = last = time.time()
+    counter = SampleCounter(run_dir)
     while process.poll() is None:
         time.sleep(1.0)
-        elapsed = time.time() - started
-        recent = [s for s in read_samples(run_dir) if s.at >= time.time() - 2.0]
+        now = time.time()
+        rate = counter.new_lines() / max(now - last, 1e-9)
+        last = now
         total = "" if options.web else f"/{options.duration_s:.0f}"
-        progress(f"{elapsed:.0f}{total}s  ~{len(recent) / 2:.0f} req/s")
+        progress(f"{now - started:.0f}{total}s  ~{rate:.0f} req/s")
 
 
 def read_samples(run_dir: Path) -> list[Sample]:
