@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from labctl import console, images, lifecycle, scaling
+from labctl import chaos, console, images, lifecycle, scaling
 from labctl.doctor import run_checks
 from labctl.errors import LabctlError
 from labctl.lab import list_lab_names, load_lab
@@ -249,3 +250,35 @@ def sweep(lab: str, grid: tuple[str, ...], duration: str, users: int, rate: floa
         return
     console.out.print(console.sweep_table(lab, rows))
     console.out.print(f"run folder: {run_dir} (sweep.json, sweep.csv, sweep.png)")
+
+
+@main.command("chaos")
+@click.argument("lab")
+@click.argument("fault", type=click.Choice(chaos.FAULTS))
+@click.argument("target")
+@click.option("--percent", type=float, default=None, help="loss: share of packets dropped; fail: share of 500s.")
+@click.option("--rate", "bandwidth", default=None, help="bandwidth: limit like 1mbit.")
+@click.option("--ms", type=int, default=None, help="latency / slow: added delay in milliseconds.")
+@click.option("--from", "peer", default=None, help="partition: cut TARGET off from this target only.")
+@click.option("--duration", default=None, help="Keep the fault this long, then revert it (e.g. 20s).")
+def chaos_cmd(lab: str, fault: str, target: str, percent: float | None, bandwidth: str | None, ms: int | None,
+              peer: str | None, duration: str | None) -> None:
+    """Inject a fault into TARGET (lb, app, app.2, random:app); `labctl heal LAB` reverts it."""
+    params = {k: v for k, v in {"percent": percent, "rate": bandwidth, "ms": ms, "from": peer}.items() if v is not None}
+    seconds = parse_duration(duration) if duration else None
+    faults = chaos.inject(lab, fault, target, params)
+    for item in faults:
+        console.out.print(f"{time.strftime('%H:%M:%S', time.localtime(item.at))} {fault} {item.target} "
+                          f"{params or ''} (id {item.id}{', until healed' if item.revert and not seconds else ''})")
+    if seconds and any(f.revert for f in faults):
+        with console.progress(f"{fault} on {target}") as progress:
+            chaos.hold_then_revert(lab, [f for f in faults if f.revert], seconds, progress)  # type: ignore[arg-type]
+        console.out.print(f"reverted after {seconds:.0f}s")
+
+
+@main.command()
+@click.argument("lab")
+def heal(lab: str) -> None:
+    """Revert every fault still active in a lab, and remove every rule and qdisc labctl added."""
+    faults = chaos.heal(lab)
+    console.out.print(f"{lab}: reverted {len(faults)} fault(s)" + "".join(f"\n  {f.fault} {f.target}" for f in faults))

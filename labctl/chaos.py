@@ -1,0 +1,305 @@
+"""`labctl chaos` and `labctl heal`: faults that are recorded, time-stamped and reversible.
+
+Active faults are kept in <home>/state/<lab>/faults.json, so `labctl heal` can revert
+them even after the labctl that injected them was killed. Every event is also appended
+to runs/<lab>/chaos.jsonl. Network faults run from a helper container that joins the
+target's network namespace, so lab images need no tools of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl import images, paths, targets
+from labctl.dockerenv import docker_client, require_engine
+from labctl.doctor import supported_faults
+from labctl.errors import LabctlError, UsageError
+
+FAULTS = ("kill", "stop", "start", "restart", "pause", "unpause", "partition", "loss", "bandwidth", "latency",
+          "slow", "fail", "cpu-hog")
+RULE_COMMENT = "labctl"
+HOG_PID = "/tmp/labctl-cpu-hog.pid"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Fault:
+    """One injected fault and how to revert it."""
+
+    id: str
+    at: float
+    fault: str
+    target: str
+    container: str
+    params: dict[str, Any] = field(default_factory=dict)
+    revert: list[list[str]] = field(default_factory=list)  # helper commands that undo it
+    reverted_at: float | None = None
+
+
+def state_file(lab: str) -> Path:
+    return paths.home_dir() / "state" / lab / "faults.json"
+
+
+def active_faults(lab: str) -> list[Fault]:
+    """Faults injected and not reverted yet."""
+    path = state_file(lab)
+    if not path.is_file():
+        return []
+    return [Fault(**item) for item in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def _save_active(lab: str, faults: list[Fault]) -> None:
+    path = state_file(lab)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(f) for f in faults], indent=2) + "\n", encoding="utf-8")
+
+
+def _journal(lab: str, event: str, fault: Fault) -> None:
+    folder = paths.runs_dir(lab)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "chaos.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"time": time.time(), "event": event, **asdict(fault)}) + "\n")
+
+
+def helper_image() -> str:
+    """The nettools image that runs tc and iptables in a target's network namespace."""
+    images.ensure_images("local", ["nettools"])
+    return images.image_ref("nettools", "local")
+
+
+def in_netns(container: str, command: list[str]) -> str:
+    """Run a command in a container's network namespace from the helper image."""
+    output = docker_client().containers.run(
+        helper_image(), command, network_mode=f"container:{container}", cap_add=["NET_ADMIN"],
+        remove=True, stdout=True, stderr=True, labels={"io.labctl.chaos-helper": "1"},
+    )
+    return bytes(output).decode("utf-8", "replace")
+
+
+def _lab_subnet(container: Any) -> tuple[str, str]:
+    network = next(iter(container.attrs["NetworkSettings"]["Networks"].values()))
+    return f"{network['IPAddress']}/{network['IPPrefixLen']}", str(network["Gateway"])
+
+
+def inject(lab: str, fault: str, target: str, params: dict[str, Any]) -> list[Fault]:
+    """Inject a fault into every container the target names; returns what was recorded."""
+    require_engine()
+    if fault not in FAULTS:
+        raise UsageError(f"unknown fault '{fault}' (faults: {', '.join(FAULTS)})")
+    _check_supported(fault)
+    states = targets.resolve(lab, target)
+    recorded = []
+    for state in states:
+        item = Fault(uuid.uuid4().hex[:8], time.time(), fault, state.name, state.container, params)
+        item.revert = INJECTORS[fault](state.container, params, lab)
+        _journal(lab, "inject", item)
+        recorded.append(item)
+    persistent = [f for f in recorded if f.revert]
+    _save_active(lab, active_faults(lab) + persistent)
+    return recorded
+
+
+def _check_supported(fault: str) -> None:
+    if fault == "latency" and not supported_faults().get("netem", False):
+        raise LabctlError("this kernel has no netem qdisc ('tc ... netem' fails: Specified qdisc kind is "
+                          "unknown), so 'latency' cannot be injected here; use 'slow --ms N' (the app's own "
+                          "delay, works on any kernel) instead. See 'labctl doctor'.")
+
+
+def revert(lab: str, fault: Fault) -> None:
+    """Undo one fault; a target that is gone counts as reverted."""
+    import docker.errors
+
+    for command in fault.revert:
+        with contextlib.suppress(docker.errors.NotFound):
+            _run_revert(fault.container, command)
+    fault.reverted_at = time.time()
+    _journal(lab, "revert", fault)
+
+
+def _run_revert(container: str, command: list[str]) -> None:
+    kind, *rest = command
+    target = docker_client().containers.get(container)
+    if kind == "start":
+        target.start()
+    elif kind == "unpause":
+        target.reload()
+        if target.status == "paused":
+            target.unpause()
+    elif kind == "exec":
+        target.exec_run(rest)
+    elif kind == "netns":
+        in_netns(container, rest)
+
+
+def heal(lab: str) -> list[Fault]:
+    """Revert every active fault of a lab (newest first), then sweep leftover rules and qdiscs."""
+    require_engine()
+    faults = active_faults(lab)
+    for fault in reversed(faults):
+        revert(lab, fault)
+    _save_active(lab, [])
+    _sweep_network(lab)
+    return faults
+
+
+def _sweep_network(lab: str) -> None:
+    # Belt and braces: rules labctl tagged and qdiscs it adds, even if the record was lost.
+    from labctl import inventory
+
+    for state in inventory.service_states(lab):
+        if state.state != "running":
+            continue
+        script = ("iptables-save | grep -- '--comment " + RULE_COMMENT + "' | sed 's/^-A /-D /' | "
+                  "while read -r rule; do eval iptables $rule; done; "
+                  "tc qdisc show dev eth0 | grep -qE 'qdisc (tbf|netem)' && tc qdisc del dev eth0 root; true")
+        in_netns(state.container, ["bash", "-c", script])
+
+
+def network_leftovers(container: str) -> str:
+    """labctl's iptables rules and qdiscs still in a container's namespace (empty when clean)."""
+    script = ("iptables-save | grep -- '--comment " + RULE_COMMENT + "'; "
+              "tc qdisc show dev eth0 | grep -E 'qdisc (tbf|netem)'; true")
+    return in_netns(container, ["bash", "-c", script]).strip()
+
+
+def _container(name: str) -> Any:
+    return docker_client().containers.get(name)
+
+
+def _kill(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    _container(name).kill()
+    return [["start"]]
+
+
+def _stop(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    _container(name).stop(timeout=2)
+    return [["start"]]
+
+
+def _start(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    _container(name).start()
+    _forget(lab, name, ("kill", "stop"))
+    return []
+
+
+def _restart(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    _container(name).restart(timeout=2)
+    return []
+
+
+def _pause(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    _container(name).pause()
+    return [["unpause"]]
+
+
+def _unpause(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    _run_revert(name, ["unpause"])
+    _forget(lab, name, ("pause",))
+    return []
+
+
+def _forget(lab: str, container: str, kinds: tuple[str, ...]) -> None:
+    # A manual start/unpause is itself the revert of an earlier kill/stop/pause.
+    remaining = [f for f in active_faults(lab) if not (f.container == container and f.fault in kinds)]
+    _save_active(lab, remaining)
+
+
+def _iptables(rules: list[list[str]], name: str) -> list[list[str]]:
+    for rule in rules:
+        in_netns(name, ["iptables", "-I", *rule, "-m", "comment", "--comment", RULE_COMMENT])
+    return [["netns", "iptables", "-D", *rule, "-m", "comment", "--comment", RULE_COMMENT] for rule in rules]
+
+
+def _partition(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    target = _container(name)
+    if params.get("from"):
+        other = targets.resolve(lab, str(params["from"]))
+        peers = [_lab_subnet(_container(s.container))[0].split("/")[0] for s in other]
+    else:
+        subnet, gateway = _lab_subnet(target)
+        peers = [subnet]
+    rules = [[chain, flag, peer, "-j", "DROP"] for peer in peers
+             for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d"))]
+    if not params.get("from"):
+        # The host reaches published ports through the gateway: keep that path open. Rules are
+        # inserted at the top (-I), so the ACCEPTs go in last to be matched first.
+        rules += [["INPUT", "-s", gateway, "-j", "ACCEPT"], ["OUTPUT", "-d", gateway, "-j", "ACCEPT"]]
+    return _iptables(rules, target.name)
+
+
+def _loss(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    probability = f"{float(params.get('percent', 10)) / 100:.4f}"
+    return _iptables([["INPUT", "-i", "eth0", "-m", "statistic", "--mode", "random", "--probability",
+                       probability, "-j", "DROP"]], name)
+
+
+def _qdisc(name: str, qdisc: list[str]) -> list[list[str]]:
+    in_netns(name, ["tc", "qdisc", "replace", "dev", "eth0", "root", *qdisc])
+    return [["netns", "tc", "qdisc", "del", "dev", "eth0", "root"]]
+
+
+def _bandwidth(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    return _qdisc(name, ["tbf", "rate", str(params.get("rate", "1mbit")), "burst", "32kbit", "latency", "400ms"])
+
+
+def _latency(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    return _qdisc(name, ["netem", "delay", f"{int(params.get('ms', 100))}ms"])
+
+
+def _app_switch(name: str, path: str) -> None:
+    script = ("import urllib.request; urllib.request.urlopen(urllib.request.Request("
+              f"'http://127.0.0.1:8000{path}', method='POST'), timeout=5).read()")
+    result = _container(name).exec_run(["python3", "-c", script])
+    if result.exit_code != 0:
+        raise LabctlError(f"{name} did not take the switch {path}: is it an app container? "
+                          f"{result.output.decode(errors='replace').strip()[-200:]}")
+
+
+def _slow(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    _app_switch(name, f"/_chaos/slow?ms={int(params.get('ms', 200))}")
+    return [["exec", "python3", "-c", _switch_script("/_chaos/slow?ms=0")]]
+
+
+def _fail(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    _app_switch(name, f"/_chaos/fail?percent={float(params.get('percent', 100))}")
+    return [["exec", "python3", "-c", _switch_script("/_chaos/fail?percent=0")]]
+
+
+def _switch_script(path: str) -> str:
+    return ("import urllib.request; urllib.request.urlopen(urllib.request.Request("
+            f"'http://127.0.0.1:8000{path}', method='POST'), timeout=5).read()")
+
+
+def _cpu_hog(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    _container(name).exec_run(["bash", "-c", f"echo $$ > {HOG_PID}; exec bash -c 'while :; do :; done'"],
+                              detach=True)
+    return [["exec", "bash", "-c", f"kill $(cat {HOG_PID}) && rm -f {HOG_PID}"]]
+
+
+INJECTORS: dict[str, Callable[[str, dict[str, Any], str], list[list[str]]]] = {
+    "kill": _kill, "stop": _stop, "start": _start, "restart": _restart, "pause": _pause, "unpause": _unpause,
+    "partition": _partition, "loss": _loss, "bandwidth": _bandwidth, "latency": _latency, "slow": _slow,
+    "fail": _fail, "cpu-hog": _cpu_hog,
+}
+
+
+def hold_then_revert(lab: str, faults: list[Fault], seconds: float, progress: Progress) -> None:
+    """Keep faults for `seconds`, then revert them; Ctrl-C reverts too."""
+    ids = {f.id for f in faults}
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            progress(f"fault active, {deadline - time.monotonic():.0f}s left (Ctrl-C reverts now)")
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    finally:
+        for fault in faults:
+            revert(lab, fault)
+        _save_active(lab, [f for f in active_faults(lab) if f.id not in ids])
