@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from labctl import chaos, console, images, lifecycle, scaling
+from labctl import chaos, console, drill, images, lifecycle, scaling
 from labctl.doctor import run_checks
 from labctl.errors import LabctlError
 from labctl.lab import list_lab_names, load_lab
@@ -282,3 +282,26 @@ def heal(lab: str) -> None:
     """Revert every fault still active in a lab, and remove every rule and qdisc labctl added."""
     faults = chaos.heal(lab)
     console.out.print(f"{lab}: reverted {len(faults)} fault(s)" + "".join(f"\n  {f.fault} {f.target}" for f in faults))
+
+
+@main.command("drill")
+@click.argument("lab")
+@click.argument("name", required=False)
+@click.option("--list", "list_only", is_flag=True, help="List the lab's drills.")
+@click.option("--json", "as_json", is_flag=True, help="Print drill.json instead of a table.")
+def drill_cmd(lab: str, name: str | None, list_only: bool, as_json: bool) -> None:
+    """Run a chaos drill: steady state, load with faults on a timeline, heal, verdict.
+    Exit 0 only for a pass."""
+    if list_only or not name:
+        for drill_name in drill.drill_names(lab):
+            console.out.print(f"{drill_name:20} {drill.load_drill(lab, drill_name).title}")
+        return
+    loaded = drill.load_drill(lab, name)
+    with console.progress(f"drill {name}") as progress:
+        result = drill.run_drill(lab, loaded, progress)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2))
+    else:
+        console.show_drill(result.report, result.run_dir)
+    if result.verdict != "pass":
+        sys.exit(1)

@@ -196,3 +196,28 @@ def sweep_table(lab: str, rows: list[dict[str, Any]]) -> Table:
         table.add_row(*row["params"].values(), f"{row['rps']:.0f}", f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}",
                       str(row["failures"]), shares, note)
     return table
+
+
+_VERDICT_STYLE = {"pass": "green", "fail": "red", "aborted": "yellow", "deviated": "magenta"}
+
+
+def show_drill(report: dict[str, Any], run_dir: Path) -> None:
+    """The verdict, the faults and each expectation of a drill."""
+    style = _VERDICT_STYLE.get(report["verdict"], "")
+    out.print(f"drill {report['drill']} on {report['lab']}: [{style}]{report['verdict'].upper()}[/{style}]")
+    if report["verdict"] == "aborted":
+        before = report["steady_state_before"]
+        out.print(f"steady state did not hold before the fault: error rate {before['error_rate']}, "
+                  f"p95 {before['p95_ms']} ms (bound {before['bound']})")
+    out.print(f"requests {report['requests']}, failed {report['failures']}, error window "
+              f"{report['error_window_s']} s, recovery {report['recovery_s']} s")
+    for fault in report["faults"]:
+        out.print(f"  t={fault['at_s']}s {fault['fault']} {fault['target']} (reverted at {fault['reverted_at_s']}s)")
+    table = Table(title="expectations", title_justify="left")
+    for column in ("expectation", "expected", "observed", "ok"):
+        table.add_column(column)
+    for e in report["expectations"]:
+        ok = "[green]yes[/green]" if e["ok"] else "[red]NO[/red]"
+        table.add_row(e["name"], str(e["expected"]), str(e["observed"]), ok)
+    out.print(table)
+    out.print(f"report: {run_dir / 'report.md'} (drill.json, drill.png)")

@@ -141,41 +141,67 @@ def _environment(run_dir: Path, options: LoadOptions) -> dict[str, str]:
     }
 
 
+@dataclass
+class LocustRun:
+    """A Locust process under way, and what is needed to account for it afterwards."""
+
+    lab: str
+    options: LoadOptions
+    run_dir: Path
+    process: subprocess.Popen[bytes]
+    started: float
+    cpu_before: float
+
+
+def start_load(lab: str, options: LoadOptions, run_dir: Path) -> LocustRun:
+    """Start Locust against a lab's endpoint in the background; its output goes to run_dir."""
+    host = endpoint_url(lab, options.endpoint)
+    argv = locust_argv(host, locust_files(lab, options), options, run_dir)
+    cpu_before = _children_cpu()
+    with open(run_dir / "locust.log", "w", encoding="utf-8") as log:
+        process = subprocess.Popen(argv, env=_environment(run_dir, options), stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=run_dir)
+    return LocustRun(lab, options, run_dir, process, time.time(), cpu_before)
+
+
+def finish_load(run: LocustRun) -> tuple[list[Sample], dict[str, Any]]:
+    """Wait for Locust to end; return every sample and the run's summary."""
+    run.process.wait()
+    wall = time.time() - run.started
+    samples = read_samples(run.run_dir)
+    if not samples:
+        raise LoadError(_no_samples_message(run.process.returncode, run.run_dir))
+    summary = summarize(run.lab, run.run_dir.name, samples, run.options, _children_cpu() - run.cpu_before, wall)
+    summary["locust_exit_code"] = run.process.returncode
+    return samples, summary
+
+
+def stop_load(run: LocustRun) -> None:
+    """Stop Locust early (Ctrl-C, or a drill that must end)."""
+    if run.process.poll() is None:
+        run.process.terminate()
+        try:
+            run.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            run.process.kill()
+
+
 def run_load(lab: str, options: LoadOptions, progress: Progress) -> LoadResult:
     """Drive load at a lab, then write the run folder; returns its summary."""
-    host = endpoint_url(lab, options.endpoint)
-    files = locust_files(lab, options)
-    run_dir = new_run_dir(lab, "load")
-    argv = locust_argv(host, files, options, run_dir)
-    cpu_before = _children_cpu()
-    started = time.time()
-    returncode = _run_locust(argv, _environment(run_dir, options), run_dir, options, progress)
-    wall = time.time() - started
-    samples = read_samples(run_dir)
-    if not samples:
-        raise LoadError(_no_samples_message(returncode, run_dir))
-    summary = summarize(lab, run_dir.name, samples, options, _children_cpu() - cpu_before, wall)
-    summary["locust_exit_code"] = returncode
-    write_run(run_dir, samples, summary)
-    return LoadResult(run_dir, summary)
+    run = start_load(lab, options, new_run_dir(lab, "load"))
+    try:
+        _watch(run.process, run.run_dir, options, progress)
+    except KeyboardInterrupt:
+        stop_load(run)
+        raise
+    samples, summary = finish_load(run)
+    write_run(run.run_dir, samples, summary)
+    return LoadResult(run.run_dir, summary)
 
 
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _run_locust(argv: list[str], env: dict[str, str], run_dir: Path, options: LoadOptions,
-                progress: Progress) -> int:
-    with open(run_dir / "locust.log", "w", encoding="utf-8") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir)
-        try:
-            _watch(process, run_dir, options, progress)
-        except KeyboardInterrupt:
-            process.terminate()
-            process.wait(timeout=15)
-            raise
-    return process.returncode
 
 
 class SampleCounter:

@@ -1,0 +1,277 @@
+"""Chaos drills: steady state before, load with a timeline of faults, heal always, steady
+state after, expectations, and a verdict with a report (drill.json, report.md, drill.png)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl import chaos
+from labctl.errors import LabConfigError, LabctlError, Problem
+from labctl.lab import lab_folder
+from labctl.load import LoadOptions, finish_load, new_run_dir, parse_duration, start_load, stop_load, write_run
+from labctl.schema import schema_errors
+from labctl.timeline import Sample, bucket
+from labctl.yamlsource import dotted, load_yaml_file
+
+Progress = Callable[[str], None]
+_DURATION = {"type": "string", "pattern": r"^[0-9]+(ms|s|m)$", "description": "a duration like 500ms, 5s or 1m"}
+_RATE = {"type": "number", "minimum": 0, "maximum": 1}
+
+DRILL_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["title", "steps"],
+    "properties": {
+        "title": {"type": "string", "minLength": 1},
+        "summary": {"type": "string"},
+        "load": {"type": "object", "additionalProperties": False, "properties": {
+            "users": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "rate": {"type": "number", "exclusiveMinimum": 0},
+            "duration": _DURATION, "path": {"type": "string"},
+            "processes": {"type": "integer", "minimum": 1, "maximum": 16}}},
+        "steady_state": {"type": "object", "additionalProperties": False, "properties": {
+            "max_error_rate": _RATE, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0},
+            "window": _DURATION}},
+        "steps": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "additionalProperties": False, "required": ["at"], "properties": {
+                "at": _DURATION, "fault": {"enum": list(chaos.FAULTS)}, "target": {"type": "string"},
+                "heal": {"const": True}, "percent": {"type": "number"}, "rate": {"type": "string"},
+                "ms": {"type": "integer", "minimum": 0}, "from": {"type": "string"}}}},
+        "expect": {"type": "object", "additionalProperties": False, "properties": {
+            "max_failed_requests": {"type": "integer", "minimum": 0}, "max_error_rate": _RATE,
+            "recovery_within": _DURATION, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0}}},
+    },
+}
+
+
+@dataclass
+class Drill:
+    """A validated drill file."""
+
+    name: str
+    path: Path
+    title: str
+    summary: str
+    load: dict[str, Any]
+    steady_state: dict[str, Any]
+    steps: list[dict[str, Any]]
+    expect: dict[str, Any]
+
+    @property
+    def duration_s(self) -> float:
+        return parse_duration(str(self.load.get("duration", "20s")))
+
+    def load_options(self, duration_s: float) -> LoadOptions:
+        return LoadOptions(users=int(self.load.get("users", 10)), rate=self.load.get("rate"),
+                           duration_s=duration_s, processes=int(self.load.get("processes", 1)),
+                           path=str(self.load.get("path", "/")))
+
+
+@dataclass
+class DrillResult:
+    """Everything drill.json holds, and where the report is."""
+
+    run_dir: Path
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return str(self.report["verdict"])
+
+
+def drill_names(lab: str) -> list[str]:
+    """Names of a lab's drills."""
+    folder = lab_folder(lab) / "drills"
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def load_drill(lab: str, name: str) -> Drill:
+    """Load and validate a drill; every problem at once, with file:line and field."""
+    path = lab_folder(lab) / "drills" / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(drill_names(lab)) or "none"
+        raise LabctlError(f"lab '{lab}' has no drill '{name}' (drills: {known})")
+    display = f"labs/{lab}/drills/{name}.yaml"
+    doc = load_yaml_file(path, display)
+    found = schema_errors(DRILL_SCHEMA, doc.data)
+    if not found:
+        found = _step_problems(doc.data)
+    if found:
+        raise LabConfigError([Problem(display, doc.line_of(p), dotted(p), text) for p, text in found])
+    data = doc.data
+    return Drill(name, path, data["title"], str(data.get("summary", "")).strip(), data.get("load", {}),
+                 data.get("steady_state", {}), data["steps"], data.get("expect", {}))
+
+
+def _step_problems(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    duration = parse_duration(str(data.get("load", {}).get("duration", "20s")))
+    for index, step in enumerate(data["steps"]):
+        if ("fault" in step) == ("heal" in step):
+            found.append((("steps", index), "a step has either a fault (with a target) or heal: true"))
+        elif "fault" in step and "target" not in step:
+            found.append((("steps", index), "missing required key 'target'"))
+        if parse_duration(step["at"]) >= duration:
+            found.append((("steps", index, "at"), f"expected a time before the end of the load ({duration:.0f}s)"))
+    return found
+
+
+def run_drill(lab: str, drill: Drill, progress: Progress) -> DrillResult:
+    """Run a drill end to end; the lab is always healed, even when the drill fails."""
+    result = DrillResult(new_run_dir(lab, f"drill-{drill.name}"))
+    bound = _steady_bounds(drill)
+    progress("checking the steady state before")
+    before = _steady_check(lab, drill, result.run_dir / "before", bound)
+    if not before["ok"]:
+        return _finish(result, lab, drill, "aborted", before, None, [], [], None)
+    faults: list[dict[str, Any]] = []
+    try:
+        samples, summary, start = _main_run(lab, drill, result.run_dir / "main", faults, progress)
+    finally:
+        _close_open_faults(faults, chaos.heal(lab))
+    progress("checking the steady state after")
+    after = _steady_check(lab, drill, result.run_dir / "after", bound)
+    return _finish(result, lab, drill, None, before, after, samples, faults, (summary, start))
+
+
+def _steady_bounds(drill: Drill) -> dict[str, float]:
+    state = drill.steady_state
+    return {"max_error_rate": float(state.get("max_error_rate", 0.01)),
+            "max_p95_ms": float(state.get("max_p95_ms", 1000)),
+            "window_s": parse_duration(str(state.get("window", "3s")))}
+
+
+def _steady_check(lab: str, drill: Drill, folder: Path, bound: dict[str, float]) -> dict[str, Any]:
+    folder.mkdir(parents=True)
+    run = start_load(lab, drill.load_options(bound["window_s"]), folder)
+    _, summary = finish_load(run)
+    error_rate = summary["failures"] / max(1, summary["requests"])
+    p95 = summary["latency_ms"]["p95"]
+    ok = error_rate <= bound["max_error_rate"] and p95 <= bound["max_p95_ms"]
+    return {"ok": ok, "error_rate": round(error_rate, 4), "p95_ms": p95, "requests": summary["requests"],
+            "bound": {"max_error_rate": bound["max_error_rate"], "max_p95_ms": bound["max_p95_ms"]}}
+
+
+def _main_run(lab: str, drill: Drill, folder: Path, faults: list[dict[str, Any]],
+              progress: Progress) -> tuple[list[Sample], dict[str, Any], float]:
+    folder.mkdir(parents=True)
+    run = start_load(lab, drill.load_options(drill.duration_s), folder)
+    try:
+        start = _wait_first_sample(run.run_dir, run.process)
+        for step in sorted(drill.steps, key=lambda s: parse_duration(s["at"])):
+            _sleep_until(start + parse_duration(step["at"]), progress, drill)
+            _do_step(lab, step, start, faults, progress)
+        samples, summary = finish_load(run)
+    except BaseException:
+        stop_load(run)
+        raise
+    write_run(run.run_dir, samples, summary)
+    return samples, summary, start
+
+
+def _wait_first_sample(run_dir: Path, process: Any) -> float:
+    deadline = time.time() + 30
+    while time.time() < deadline and process.poll() is None:
+        if any(p.stat().st_size for p in run_dir.glob("samples-*.csv")):
+            return time.time()
+        time.sleep(0.1)
+    raise LabctlError(f"the load generator did not start sending requests; see {run_dir / 'locust.log'}")
+
+
+def _sleep_until(when: float, progress: Progress, drill: Drill) -> None:
+    while time.time() < when:
+        progress(f"{drill.name}: next step in {when - time.time():.0f}s")
+        time.sleep(min(0.5, max(0.0, when - time.time())))
+
+
+def _do_step(lab: str, step: dict[str, Any], start: float, faults: list[dict[str, Any]], progress: Progress) -> None:
+    if step.get("heal"):
+        progress(f"t={time.time() - start:.1f}s heal")
+        _close_open_faults(faults, chaos.heal(lab))
+        return
+    params: dict[str, Any] = {k: step[k] for k in ("percent", "rate", "ms", "from") if k in step}
+    progress(f"t={time.time() - start:.1f}s {step['fault']} {step['target']}")
+    for fault in chaos.inject(lab, step["fault"], step["target"], params):
+        # Faults with nothing to revert (start, restart, unpause) end when they happen.
+        faults.append({"at": fault.at, "fault": fault.fault, "target": fault.target, "id": fault.id,
+                       "reverted_at": None if fault.revert else fault.at})
+
+
+def _close_open_faults(faults: list[dict[str, Any]], healed: list[chaos.Fault]) -> None:
+    reverted = {f.id: f.reverted_at for f in healed}
+    for fault in faults:
+        if fault["reverted_at"] is None:
+            fault["reverted_at"] = reverted.get(fault["id"])
+
+
+def relative_faults(faults: list[dict[str, Any]], start: float) -> list[dict[str, Any]]:
+    """Faults with times in seconds since the load started, as drill.json gives them."""
+    return [{"at_s": round(f["at"] - start, 2), "fault": f["fault"], "target": f["target"],
+             "reverted_at_s": None if f["reverted_at"] is None else round(f["reverted_at"] - start, 2)}
+            for f in faults]
+
+
+def measure(samples: list[Sample], start: float, faults: list[dict[str, Any]], bound: float) -> dict[str, Any]:
+    """error_window_s and recovery_s of a run, relative to the first fault."""
+    if not faults:
+        return {"error_window_s": 0.0, "recovery_s": 0.0}
+    first = start + min(float(f["at_s"]) for f in faults)
+    failed = sorted(s.at for s in samples if not s.ok and s.at >= first)
+    window = round(failed[-1] - failed[0], 2) if failed else 0.0
+    seconds = bucket([s for s in samples if s.at >= first], first)
+    bad = [row.second for row in seconds if row.failures / max(1, len(row.latencies)) > bound]
+    recovery = float(bad[-1] + 1) if bad else 0.0
+    return {"error_window_s": window, "recovery_s": recovery}
+
+
+def evaluate(expect: dict[str, Any], summary: dict[str, Any], measured: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each expectation with what was observed."""
+    error_rate = summary["failures"] / max(1, summary["requests"])
+    checks: dict[str, tuple[float, Callable[[Any, float], bool]]] = {
+        "max_failed_requests": (summary["failures"], lambda e, o: o <= e),
+        "max_error_rate": (round(error_rate, 4), lambda e, o: o <= e),
+        "max_p95_ms": (summary["latency_ms"]["p95"], lambda e, o: o <= e),
+        "recovery_within": (measured["recovery_s"], lambda e, o: o <= parse_duration(str(e))),
+    }
+    rows = []
+    for name, expected in expect.items():
+        observed, passes = checks[name]
+        rows.append({"name": name, "expected": expected, "observed": observed, "ok": bool(passes(expected, observed))})
+    return rows
+
+
+def _finish(result: DrillResult, lab: str, drill: Drill, verdict: str | None, before: dict[str, Any],
+            after: dict[str, Any] | None, samples: list[Sample], faults: list[dict[str, Any]],
+            main: tuple[dict[str, Any], float] | None) -> DrillResult:
+    from labctl.drill_report import write_report
+
+    report: dict[str, Any] = {"lab": lab, "drill": drill.name, "title": drill.title, "steady_state_before": before,
+                              "steady_state_after": after, "faults": faults, "expectations": [],
+                              "requests": 0, "failures": 0, "error_window_s": 0.0, "recovery_s": 0.0}
+    if main is not None:
+        summary, start = main
+        faults = relative_faults(faults, start)
+        report["faults"] = faults
+        measured = measure(samples, start, faults, float(before["bound"]["max_error_rate"]))
+        expectations = evaluate(drill.expect, summary, measured)
+        report.update(measured, expectations=expectations, requests=summary["requests"],
+                      failures=summary["failures"], rps=summary["rps"], latency_ms=summary["latency_ms"],
+                      backends=summary["backends"])
+        if verdict is None:
+            verdict = _verdict(expectations, after)
+        write_report(result.run_dir, report, samples, start)
+    report["verdict"] = verdict
+    (result.run_dir / "drill.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    result.report = report
+    return result
+
+
+def _verdict(expectations: list[dict[str, Any]], after: dict[str, Any] | None) -> str:
+    if not all(e["ok"] for e in expectations):
+        return "fail"
+    if after is not None and not after["ok"]:
+        return "deviated"
+    return "pass"

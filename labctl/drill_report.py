@@ -1,0 +1,58 @@
+"""The drill report: report.md and a timeline chart with each fault drawn as a span."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labctl.timeline import Sample, bucket, percentile
+
+
+def write_report(run_dir: Path, report: dict[str, Any], samples: list[Sample], start: float) -> None:
+    """report.md and drill.png in the drill's run folder."""
+    _draw(run_dir / "drill.png", report, samples, start)
+    (run_dir / "report.md").write_text(_markdown(report), encoding="utf-8")
+
+
+def _draw(path: Path, report: dict[str, Any], samples: list[Sample], start: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seconds = bucket(samples, start)
+    x = [row.second for row in seconds]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    top.plot(x, [len(r.latencies) - r.failures for r in seconds], label="ok req/s", color="tab:blue")
+    top.plot(x, [r.failures for r in seconds], label="failed req/s", color="tab:red")
+    bottom.plot(x, [percentile(sorted(r.latencies), 0.95) for r in seconds], label="p95 ms", color="tab:purple")
+    end = x[-1] + 1 if x else 1
+    for fault in report["faults"]:
+        until = fault["reverted_at_s"] if fault["reverted_at_s"] is not None else end
+        for axis in (top, bottom):
+            axis.axvspan(fault["at_s"], max(until, fault["at_s"] + 0.2), color="orange", alpha=0.25)
+        top.annotate(f"{fault['fault']} {fault['target']}", (fault["at_s"], 0), fontsize="small", rotation=90,
+                     va="bottom")
+    top.set_ylabel("requests / s")
+    bottom.set_ylabel("p95 ms")
+    bottom.set_xlabel("seconds since the load started")
+    top.legend(loc="upper right", fontsize="small")
+    top.set_title(f"{report['lab']} / {report['drill']}: {report.get('verdict') or ''}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Drill {report['drill']} on {report['lab']}", "", report["title"], "",
+             f"- requests: {report['requests']}, failed: {report['failures']}",
+             f"- error window: {report['error_window_s']} s (first to last failed request after the first fault)",
+             f"- recovery: {report['recovery_s']} s (first fault until the error rate stayed under the "
+             "steady-state bound)", "", "## Faults", "",
+             "| at s | fault | target | reverted at s |", "|---|---|---|---|"]
+    lines += [f"| {f['at_s']} | {f['fault']} | {f['target']} | {f['reverted_at_s']} |" for f in report["faults"]]
+    lines += ["", "## Expectations", "", "| expectation | expected | observed | ok |", "|---|---|---|---|"]
+    lines += [f"| {e['name']} | {e['expected']} | {e['observed']} | {'yes' if e['ok'] else 'NO'} |"
+              for e in report["expectations"]]
+    lines += ["", "![timeline](drill.png)", ""]
+    return "\n".join(lines)
