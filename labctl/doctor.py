@@ -1,39 +1,63 @@
 """`labctl doctor`: is this machine ready, and which faults does its kernel support?
 
 Every probe runs for real but harmlessly: network faults are tried on the loopback
-device of a throwaway container with no network, never on the host's interfaces.
+device of a private network namespace (a throwaway container's with no network, or
+`unshare --net` on the host), never on the host's own interfaces. Whatever a probe
+creates carries the label io.labctl.doctor=1 and is removed even when the probe fails.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import re
+import shutil
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-from labctl import images
-from labctl.dockerenv import compose_version, docker_client, port_holder, port_is_free
+from labctl.dockerenv import compose_version, docker_client, engine_errors, port_holder, port_is_free
 from labctl.errors import LabctlError
+from labctl.process import run
 
+NETTOOLS_IMAGE = "labctl/nettools:local"
 PROBE_LABEL = {"io.labctl.doctor": "1"}
-# Each network fault's probe command, run on lo inside a container with --network none.
+PROBE_TIMEOUT = 20
+STALE_AFTER = 120
+# Each network fault: the tool it needs, and a command that adds the fault on lo and removes it again.
 NETWORK_PROBES = {
-    "netem": "tc qdisc add dev lo root netem delay 1ms",
-    "tbf": "tc qdisc add dev lo root tbf rate 1mbit burst 32kbit latency 400ms",
-    "iptables": "iptables -A OUTPUT -m statistic --mode random --probability 0.1 -j DROP",
+    "netem": ("tc", "tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root"),
+    "tbf": ("tc", "tc qdisc add dev lo root tbf rate 1mbit burst 32kbit latency 400ms && tc qdisc del dev lo root"),
+    "iptables": ("iptables", "iptables -A OUTPUT -m statistic --mode random --probability 0.1 "
+                 "-m comment --comment labctl -j DROP && iptables -F OUTPUT"),
 }
+_HINTS = {"netem": "latency faults need netem; use the app's 'slow' fault instead"}
+_NO_IMAGE = f"unknown: no {NETTOOLS_IMAGE} image to probe with (build it with 'labctl images build nettools')"
+_CPU_SCRIPT = ("cat /sys/fs/cgroup/cpu.max 2>/dev/null || "
+               "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us")
+_MEMORY_SCRIPT = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+_MEMORY_BYTES = 64 * 1024 * 1024
+
+Probe = Callable[[], list["Check"]]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the doctor's report."""
+    """One line of the doctor's report; status is "ok", "warn", "fail" or "unsupported"."""
 
     name: str
-    status: str  # ok | warn | fail | unsupported
+    status: str
     detail: str
+
+    def __str__(self) -> str:
+        return f"{self.status:<11} {self.name}: {self.detail}"
 
 
 def run_checks(ports: Sequence[int] = ()) -> list[Check]:
-    """Every check: engine, Compose v2, the given ports, and the faults this kernel supports."""
+    """Every check: the engine, Compose v2, each given port on 127.0.0.1, and (when the
+    engine answers) which faults this kernel and engine support."""
     engine = _guard("docker engine", _engine_check)
     checks = [engine, _guard("compose v2", lambda: Check("compose v2", "ok", compose_version()))]
     checks += [_port_check(port) for port in ports]
@@ -59,85 +83,167 @@ def _engine_check() -> Check:
 def _port_check(port: int) -> Check:
     if port_is_free(port):
         return Check(f"port {port}", "ok", "free on 127.0.0.1")
-    return Check(f"port {port}", "warn", f"in use by {port_holder(port) or 'another process'}")
+    return Check(f"port {port}", "warn", f"in use on 127.0.0.1 by {port_holder(port) or 'an unknown process'}")
 
 
 def fault_checks() -> list[Check]:
-    """Probe each fault kind; netem, tbf and iptables in a throwaway container, pause for real."""
-    supported = supported_faults_detail()
-    return [Check(f"fault: {name}", "ok" if ok else "unsupported", detail)
-            for name, (ok, detail) in supported.items()]
+    """One check per fault kind ("fault: netem", "fault: tbf", "fault: iptables",
+    "fault: pause", "fault: cpu limit", "fault: memory limit"), each probed for real."""
+    return list(_probe_faults())
 
 
 def supported_faults() -> dict[str, bool]:
-    """Fault kind -> whether this kernel and engine support it (for the chaos commands)."""
-    return {name: ok for name, (ok, _) in supported_faults_detail().items()}
+    """Fault kind -> whether a probe showed it works here (for the chaos commands);
+    a fault that could not be probed counts as unsupported."""
+    return {c.name.removeprefix("fault: "): c.status == "ok" for c in _probe_faults()}
 
 
 @functools.cache
-def supported_faults_detail() -> dict[str, tuple[bool, str]]:
-    """Fault kind -> (supported, what the probe saw)."""
-    results = _network_probes()
-    results["pause"] = _pause_probe()
-    results.update(_limit_probes())
-    return results
+def _probe_faults() -> tuple[Check, ...]:
+    image = NETTOOLS_IMAGE if docker_client().images.list(name=NETTOOLS_IMAGE) else None
+    _sweep_stale()
+    probes: list[tuple[list[str], Probe]] = [
+        (list(NETWORK_PROBES), lambda: _network_probes(image)),
+        (["pause"], lambda: [_pause_probe(image)]),
+        (["cpu limit"], lambda: [_cpu_probe(image)]),
+        (["memory limit"], lambda: [_memory_probe(image)]),
+    ]
+    # Each probe mostly waits on the engine, so running them side by side costs one probe's time.
+    with ThreadPoolExecutor(max_workers=len(probes)) as pool:
+        found = pool.map(lambda job: _guard_probe(*job), probes)
+        return tuple(check for checks in found for check in checks)
 
 
-def _probe_image() -> str | None:
-    for profile in ("local", "upstream"):
-        ref = images.image_ref("nettools", profile)
-        if images.image_present(ref):
-            return ref
-    return None
-
-
-def _network_probes() -> dict[str, tuple[bool, str]]:
-    image = _probe_image()
-    if image is None:
-        reason = "unknown: no nettools image yet (run 'labctl images build nettools')"
-        return {name: (False, reason) for name in NETWORK_PROBES}
-    script = "; ".join(f'{cmd} 2>/tmp/e && echo "{name} ok" || echo "{name} $(head -c 200 /tmp/e)"'
-                       for name, cmd in NETWORK_PROBES.items())
-    raw = docker_client().containers.run(
-        image, ["bash", "-c", script], network_mode="none", cap_add=["NET_ADMIN"],
-        labels=PROBE_LABEL, remove=True, stdout=True, stderr=True,
-    )
-    return _parse_probe_output(bytes(raw).decode("utf-8", "replace"))
-
-
-def _parse_probe_output(text: str) -> dict[str, tuple[bool, str]]:
-    results: dict[str, tuple[bool, str]] = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition(" ")
-        if name in NETWORK_PROBES:
-            ok = rest.strip() == "ok"
-            results[name] = (ok, "works" if ok else rest.strip().replace("\n", " "))
-    return results
-
-
-def _pause_probe() -> tuple[bool, str]:
-    import docker.errors
-
-    image = _probe_image()
-    if image is None:
-        return False, "unknown: no nettools image yet (run 'labctl images build nettools')"
-    container = docker_client().containers.run(image, ["sleep", "30"], detach=True, labels=PROBE_LABEL,
-                                               network_mode="none")
+def _guard_probe(names: list[str], probe: Probe) -> list[Check]:
+    failures: tuple[type[Exception], ...] = (LabctlError, OSError, *engine_errors())
     try:
-        container.pause()
-        container.unpause()
-        return True, "docker pause/unpause works (cgroup freezer)"
-    except docker.errors.APIError as exc:
-        return False, str(exc.explanation)
+        return probe()
+    except failures as exc:
+        reason = " ".join(str(exc).split())[:300]
+        return [Check(f"fault: {name}", "warn", f"unknown: the probe failed: {reason}") for name in names]
+
+
+def _sweep_stale() -> None:
+    """Remove probe containers a killed earlier run left behind (not a concurrent run's)."""
+    stale = docker_client().containers.list(all=True, sparse=True, filters={"label": "io.labctl.doctor=1"})
+    for container in stale:
+        if time.time() - int(container.attrs.get("Created", 0)) > STALE_AFTER:
+            container.remove(force=True)
+
+
+def _run_probe(image: str, command: list[str], **options: Any) -> tuple[int, str]:
+    """Run a labelled throwaway container to its end: exit code and output. Always removed."""
+    container = docker_client().containers.create(image, command, labels=PROBE_LABEL, network_mode="none",
+                                                  **options)
+    try:
+        container.start()
+        code = int(container.wait(timeout=PROBE_TIMEOUT)["StatusCode"])
+        return code, bytes(container.logs(stdout=True, stderr=True)).decode("utf-8", "replace")
     finally:
         container.remove(force=True)
 
 
-def _limit_probes() -> dict[str, tuple[bool, str]]:
-    info = docker_client().info()
-    cpu = bool(info.get("CpuCfsQuota"))
-    memory = bool(info.get("MemoryLimit"))
-    return {
-        "cpu limit": (cpu, "--cpus works (CFS quota)" if cpu else "no CFS quota support"),
-        "memory limit": (memory, "--memory works" if memory else "no memory cgroup"),
-    }
+def probe_script() -> str:
+    """The shell script that tries each network fault and prints "NAME ok" or "NAME why"."""
+    lines = []
+    for name, (tool, command) in NETWORK_PROBES.items():
+        lines.append(f'if ! command -v {tool} >/dev/null 2>&1; then echo "{name} unknown: {tool} is not installed"; '
+                     f'elif ({command}) 2>/tmp/probe.err; then echo "{name} ok"; '
+                     f'else echo "{name} $(tr "\\n" " " </tmp/probe.err | head -c 200)"; fi')
+    return "\n".join(lines)
+
+
+def _network_probes(image: str | None) -> list[Check]:
+    if image is not None:
+        _, output = _run_probe(image, ["sh", "-c", probe_script()], cap_add=["NET_ADMIN"])
+        return parse_probe_output(output, "in a throwaway container's network namespace")
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        result = run(["unshare", "--net", "sh", "-c", probe_script()], check=False, timeout=PROBE_TIMEOUT)
+        return parse_probe_output(result.stdout, "in a private network namespace on the host, via unshare --net")
+    return [Check(f"fault: {name}", "warn", f"{_NO_IMAGE}; or run doctor as root") for name in NETWORK_PROBES]
+
+
+def parse_probe_output(text: str, where: str) -> list[Check]:
+    """Checks from `probe_script()` output; a probe that printed nothing is "warn"."""
+    said: dict[str, str] = {}
+    for line in text.splitlines():
+        name, _, rest = line.strip().partition(" ")
+        said[name] = rest
+    return [_network_check(name, said.get(name), where) for name in NETWORK_PROBES]
+
+
+def _network_check(name: str, said: str | None, where: str) -> Check:
+    if said is None:
+        return Check(f"fault: {name}", "warn", "unknown: the probe printed nothing")
+    if said == "ok":
+        return Check(f"fault: {name}", "ok", f"works ({where})")
+    if said.startswith("unknown:"):
+        return Check(f"fault: {name}", "warn", said)
+    hint = f" ({_HINTS[name]})" if name in _HINTS else ""
+    return Check(f"fault: {name}", "unsupported", f"{said.strip() or 'failed'}{hint}")
+
+
+def _pause_probe(image: str | None) -> Check:
+    if image is None:
+        return Check("fault: pause", "warn", _NO_IMAGE)
+    container = docker_client().containers.create(image, ["sleep", "30"], labels=PROBE_LABEL, network_mode="none")
+    try:
+        container.start()
+        container.pause()
+        container.unpause()
+    except engine_errors() as exc:
+        return _refused("pause", exc)
+    finally:
+        container.remove(force=True)
+    return Check("fault: pause", "ok", "docker pause/unpause works (cgroup freezer)")
+
+
+def _refused(name: str, exc: Exception) -> Check:
+    """An engine that refused (an API error) means unsupported; a timeout or lost
+    connection says nothing about the kernel, so it goes on to be reported as unknown."""
+    explanation = getattr(exc, "explanation", None)
+    if not explanation:
+        raise exc
+    return Check(f"fault: {name}", "unsupported", " ".join(str(explanation).split())[:300])
+
+
+def _cpu_probe(image: str | None) -> Check:
+    if image is None:
+        return _from_info("cpu limit", "CpuCfsQuota")
+    try:
+        _, output = _run_probe(image, ["sh", "-c", _CPU_SCRIPT], nano_cpus=500_000_000)
+    except engine_errors() as exc:
+        return _refused("cpu limit", exc)
+    quota, period = parse_cpu_quota(output)
+    if quota is None or period is None or abs(quota / period - 0.5) > 0.01:
+        return Check("fault: cpu limit", "unsupported", f"--cpus 0.5 was not applied (cgroup says {output.strip()!r})")
+    return Check("fault: cpu limit", "ok", f"--cpus 0.5 enforced (CFS quota {quota}/{period} us)")
+
+
+def parse_cpu_quota(output: str) -> tuple[int | None, int | None]:
+    """(quota, period) from cgroup v2 `cpu.max` or v1 `cfs_quota_us` + `cfs_period_us`;
+    None for no quota ("max" or -1)."""
+    words = output.split()
+    if len(words) != 2 or not re.fullmatch(r"\d+", words[1]):
+        return None, None
+    quota = int(words[0]) if re.fullmatch(r"\d+", words[0]) else None
+    return quota, int(words[1])
+
+
+def _memory_probe(image: str | None) -> Check:
+    if image is None:
+        return _from_info("memory limit", "MemoryLimit")
+    try:
+        _, output = _run_probe(image, ["sh", "-c", _MEMORY_SCRIPT], mem_limit="64m")
+    except engine_errors() as exc:
+        return _refused("memory limit", exc)
+    if output.strip() != str(_MEMORY_BYTES):
+        return Check("fault: memory limit", "unsupported",
+                     f"--memory 64m was not applied (cgroup says {output.strip()!r})")
+    return Check("fault: memory limit", "ok", f"--memory 64m enforced (cgroup limit {_MEMORY_BYTES} bytes)")
+
+
+def _from_info(name: str, flag: str) -> Check:
+    ok = bool(docker_client().info().get(flag))
+    detail = f"docker info says {flag}={str(ok).lower()} (not run: no {NETTOOLS_IMAGE} image)"
+    return Check(f"fault: {name}", "ok" if ok else "unsupported", detail)
