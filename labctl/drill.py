@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import chaos
+from labctl import chaos, lifecycle
 from labctl.errors import LabConfigError, LabctlError, Problem
 from labctl.lab import lab_folder
 from labctl.load import LoadOptions, finish_load, new_run_dir, parse_duration, start_load, stop_load, write_run
@@ -124,7 +124,7 @@ def run_drill(lab: str, drill: Drill, progress: Progress) -> DrillResult:
     result = DrillResult(new_run_dir(lab, f"drill-{drill.name}"))
     bound = _steady_bounds(drill)
     progress("checking the steady state before")
-    before = _steady_check(lab, drill, result.run_dir / "before", bound)
+    before = _steady_when_up(lab, drill, result.run_dir / "before", bound)
     if not before["ok"]:
         return _finish(result, lab, drill, "aborted", before, None, [], [], None)
     faults: list[dict[str, Any]] = []
@@ -132,8 +132,8 @@ def run_drill(lab: str, drill: Drill, progress: Progress) -> DrillResult:
         samples, summary, start = _main_run(lab, drill, result.run_dir / "main", faults, progress)
     finally:
         _close_open_faults(faults, chaos.heal(lab))
-    progress("checking the steady state after")
-    after = _steady_check(lab, drill, result.run_dir / "after", bound)
+    progress("waiting for the lab to be healthy again, then checking the steady state after")
+    after = _steady_when_up(lab, drill, result.run_dir / "after", bound)
     return _finish(result, lab, drill, None, before, after, samples, faults, (summary, start))
 
 
@@ -153,6 +153,19 @@ def _steady_check(lab: str, drill: Drill, folder: Path, bound: dict[str, float])
     ok = error_rate <= bound["max_error_rate"] and p95 <= bound["max_p95_ms"]
     return {"ok": ok, "error_rate": round(error_rate, 4), "p95_ms": p95, "requests": summary["requests"],
             "bound": {"max_error_rate": bound["max_error_rate"], "max_p95_ms": bound["max_p95_ms"]}}
+
+
+def _steady_when_up(lab: str, drill: Drill, folder: Path, bound: dict[str, float],
+                  timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (state := lifecycle.status(lab)[0].to_json()["state"]) != "up":
+        if state == "down":
+            raise LabctlError(f"lab '{lab}' is not up; start it with 'labctl up {lab}'")
+        if time.monotonic() > deadline:
+            return {"ok": False, "error": f"the lab was not healthy {timeout:.0f}s after healing",
+                    "bound": {"max_error_rate": bound["max_error_rate"], "max_p95_ms": bound["max_p95_ms"]}}
+        time.sleep(0.5)
+    return _steady_check(lab, drill, folder, bound)
 
 
 def _main_run(lab: str, drill: Drill, folder: Path, faults: list[dict[str, Any]],
@@ -194,7 +207,11 @@ def _do_step(lab: str, step: dict[str, Any], start: float, faults: list[dict[str
         return
     params: dict[str, Any] = {k: step[k] for k in ("percent", "rate", "ms", "from") if k in step}
     progress(f"t={time.time() - start:.1f}s {step['fault']} {step['target']}")
+    undoes = {"start": ("kill", "stop"), "unpause": ("pause",)}.get(step["fault"], ())
     for fault in chaos.inject(lab, step["fault"], step["target"], params):
+        for earlier in faults:
+            if earlier["target"] == fault.target and earlier["fault"] in undoes and earlier["reverted_at"] is None:
+                earlier["reverted_at"] = fault.at
         # Faults with nothing to revert (start, restart, unpause) end when they happen.
         faults.append({"at": fault.at, "fault": fault.fault, "target": fault.target, "id": fault.id,
                        "reverted_at": None if fault.revert else fault.at})

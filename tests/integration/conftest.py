@@ -8,7 +8,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,10 @@ class Cli:
     """Runs `python -m labctl` with a private LABCTL_HOME, like a user would."""
 
     home: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "LABCTL_HOME": str(self.home), "COLUMNS": "200"}
+        return {**os.environ, "LABCTL_HOME": str(self.home), "COLUMNS": "200", **self.extra_env}
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "labctl"]

@@ -1,0 +1,66 @@
+"""Drills on real labs: every shipped drill's verdict, and fail / aborted verdicts that heal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labctl import chaos
+from labctl.dockerenv import docker_client
+from tests.integration.conftest import REPO, Cli
+
+SHIPPED = [("lb-nginx", "kill-backend"), ("lb-nginx", "pause-backend"), ("lb-nginx", "slow-backend"),
+           ("lb-haproxy", "kill-backend"), ("lb-haproxy", "flapping-backend")]
+
+
+@pytest.mark.parametrize(("lab", "name"), SHIPPED)
+def test_shipped_drill_passes(cli: Cli, lab: str, name: str) -> None:
+    cli.ok("up", lab)
+    report = json.loads(cli.ok("drill", lab, name, "--json"))
+    assert report["verdict"] == "pass", report
+    assert report["failures"] == 0 and report["requests"] > 500
+    for key in ("expectations", "faults", "error_window_s", "recovery_s", "drill", "lab"):
+        assert key in report
+    assert all(f["reverted_at_s"] is not None for f in report["faults"])
+    run_dirs = list((cli.home / "runs" / lab).glob(f"*-drill-{name}"))
+    assert len(run_dirs) == 1
+    for file in ("drill.json", "report.md", "drill.png"):
+        assert (run_dirs[0] / file).is_file()
+    assert chaos.active_faults(lab) == []
+
+
+@pytest.fixture()
+def drill_lab(cli: Cli, tmp_path: Path) -> Cli:
+    labs = tmp_path / "labs"
+    shutil.copytree(REPO / "labs" / "single-server", labs / "single-server")
+    drills = labs / "single-server" / "drills"
+    drills.mkdir()
+    (drills / "kill-only-server.yaml").write_text(
+        "title: kill the only server\nload: {users: 4, duration: 8s}\n"
+        "steady_state: {max_error_rate: 0.01, max_p95_ms: 2000, window: 2s}\n"
+        "steps:\n  - {at: 3s, fault: kill, target: app}\nexpect: {max_failed_requests: 0}\n")
+    cli.extra_env["LABCTL_LABS_DIR"] = str(labs)
+    cli.ok("up", "single-server")
+    return cli
+
+
+def test_failing_drill_still_heals(drill_lab: Cli) -> None:
+    result = drill_lab.run("drill", "single-server", "kill-only-server", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "fail" and report["failures"] > 0
+    assert report["error_window_s"] > 0 and report["expectations"][0]["ok"] is False
+    assert docker_client().containers.get("labctl-single-server-app-1").status == "running"
+
+
+def test_drill_aborts_when_steady_state_does_not_hold(drill_lab: Cli) -> None:
+    drill_lab.ok("chaos", "single-server", "fail", "app", "--percent", "100")
+    result = drill_lab.run("drill", "single-server", "kill-only-server", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "aborted" and report["faults"] == []
+    assert docker_client().containers.get("labctl-single-server-app-1").status == "running"
+    drill_lab.ok("heal", "single-server")

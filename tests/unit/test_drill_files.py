@@ -1,0 +1,59 @@
+"""Drill files: validation errors with file, line and field; the measures of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labctl.drill import drill_names, evaluate, load_drill, measure
+from labctl.errors import LabConfigError
+from labctl.lab import list_lab_names
+from labctl.timeline import Sample
+
+
+@pytest.mark.parametrize(("lab", "name"), [(lab, d) for lab in list_lab_names() for d in drill_names(lab)])
+def test_shipped_drills_validate(lab: str, name: str) -> None:
+    drill = load_drill(lab, name)
+    assert drill.title and drill.steps
+
+
+def test_bad_drill_reports_every_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "x" / "drills").mkdir(parents=True)
+    (tmp_path / "x" / "lab.yaml").write_text("title: t\nsummary: s\napp: {kind: app}\n")
+    (tmp_path / "x" / "drills" / "bad.yaml").write_text(
+        "title: bad\nload: {duration: 10s}\nsteps:\n  - {at: 2s, fault: explode, target: app}\n"
+        "  - {at: 5s}\nexpect:\n  max_failed: 0\n")
+    monkeypatch.setenv("LABCTL_LABS_DIR", str(tmp_path))
+    with pytest.raises(LabConfigError) as info:
+        load_drill("x", "bad")
+    assert [str(p) for p in info.value.problems] == [
+        "labs/x/drills/bad.yaml:7 expect.max_failed: unknown key 'max_failed', did you mean 'max_failed_requests'?",
+        "labs/x/drills/bad.yaml:4 steps[0].fault: expected one of kill, stop, start, restart, pause, unpause, "
+        "partition, loss, bandwidth, latency, slow, fail, cpu-hog, got 'explode'",
+    ]
+    (tmp_path / "x" / "drills" / "late.yaml").write_text(
+        "title: late\nload: {duration: 10s}\nsteps:\n  - {at: 12s, heal: true}\n  - {at: 1s}\n")
+    with pytest.raises(LabConfigError) as info:
+        load_drill("x", "late")
+    assert [str(p) for p in info.value.problems] == [
+        "labs/x/drills/late.yaml:4 steps[0].at: expected a time before the end of the load (10s)",
+        "labs/x/drills/late.yaml:5 steps[1]: a step has either a fault (with a target) or heal: true",
+    ]
+
+
+def test_measure_error_window_and_recovery() -> None:
+    start = 1000.0
+    ok = [Sample(start + t / 10, 5.0, "app-1", True) for t in range(0, 100)]
+    failed = [Sample(start + 4.2, 5.0, "", False), Sample(start + 5.7, 5.0, "", False)]
+    measured = measure(ok + failed, start, [{"at_s": 4.0}], 0.01)
+    assert measured == {"error_window_s": 1.5, "recovery_s": 2.0}
+    assert measure(ok, start, [{"at_s": 4.0}], 0.01) == {"error_window_s": 0.0, "recovery_s": 0.0}
+
+
+def test_expectations_are_evaluated() -> None:
+    summary = {"failures": 3, "requests": 100, "latency_ms": {"p95": 80.0}}
+    rows = evaluate({"max_failed_requests": 0, "max_error_rate": 0.05, "recovery_within": "2s"}, summary,
+                    {"recovery_s": 3.0})
+    assert [(r["name"], r["observed"], r["ok"]) for r in rows] == [
+        ("max_failed_requests", 3, False), ("max_error_rate", 0.03, True), ("recovery_within", 3.0, False)]
