@@ -65,7 +65,7 @@ def test_no_engine_gives_advice_not_a_traceback(cli: Cli) -> None:
     env = {**cli.env(), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     result = subprocess.run([*cli.argv(), "up", "lb-nginx"], capture_output=True, text=True, env=env)
     assert result.returncode == 1
-    assert "no Docker engine answers" in result.stderr and "setup-host.sh" in result.stderr
+    assert "cannot connect to the Docker engine" in result.stderr and "setup-host.sh" in result.stderr
     assert "Traceback" not in result.stderr
 
 
