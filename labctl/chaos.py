@@ -255,9 +255,7 @@ def _latency(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
 
 
 def _app_switch(name: str, path: str) -> None:
-    script = ("import urllib.request; urllib.request.urlopen(urllib.request.Request("
-              f"'http://127.0.0.1:8000{path}', method='POST'), timeout=5).read()")
-    result = _container(name).exec_run(["python3", "-c", script])
+    result = _container(name).exec_run(["python3", "-c", _switch_script(path)])
     if result.exit_code != 0:
         raise LabctlError(f"{name} did not take the switch {path}: is it an app container? "
                           f"{result.output.decode(errors='replace').strip()[-200:]}")
