@@ -51,6 +51,6 @@ start_docker
 python_env
 if [ "${1:-}" != "--no-images" ]; then
   log "images (local profile; skipped when already built from the same inputs)"
-  .venv/bin/labctl images build --profile local
+  as_root .venv/bin/labctl images build --profile local  # debootstrap needs root
 fi
 log "ready: .venv/bin/labctl doctor"
