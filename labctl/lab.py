@@ -50,11 +50,25 @@ class Block:
     def publish(self) -> dict[str, int]:
         return dict(self.params.get("publish", {}))
 
+    @property
+    def node_count(self) -> int:
+        """How many containers the block runs (a db block: the primary and its replicas)."""
+        if self.kind == "db":
+            return self.replicas + 1
+        return self.replicas if self.kind == "app" else 1
+
     def instances(self) -> list[str]:
-        """Service names of this block: `app-1`, `app-2`, ... for replicated blocks."""
-        if self.kind == "app":
-            return [f"{self.service_base}-{i}" for i in range(1, self.replicas + 1)]
+        """Service names of this block: `app-1`, `app-2`, ... for replicated blocks, `db-1` first for a db."""
+        if self.kind in ("app", "db"):
+            return [f"{self.service_base}-{i}" for i in range(1, self.node_count + 1)]
         return [self.service_base]
+
+    def host_ports(self, endpoint: str) -> list[int]:
+        """Host ports of one published endpoint, one per node for a db block."""
+        base = self.publish.get(endpoint)
+        if base is None:
+            return []
+        return [base + i for i in range(self.node_count)] if self.kind == "db" else [base]
 
 
 @dataclass(frozen=True)
@@ -87,13 +101,16 @@ class Lab:
                 found[name] = (block, port)
         return found
 
-    def endpoint_urls(self, only: Block | None = None) -> dict[str, str]:
-        """Published endpoint name -> URL on the bind address (of one block, if given)."""
+    def endpoint_urls(self, only: Block | None = None, node: int = 0) -> dict[str, str]:
+        """Published endpoint name -> URL on the bind address (of one block, if given; of its
+        `node`-th node for a db block, whose nodes publish consecutive ports)."""
         urls = {}
-        for name, (block, port) in self.endpoints().items():
+        for name, (block, base) in self.endpoints().items():
+            port = base + node
             if only is None or block is only:
                 suffix = "/stats" if name == "stats" and block.kind == "haproxy" else ""
-                urls[name] = f"http://{self.bind}:{port}{suffix}"
+                scheme = "mysql" if name in ("mysql", "writer", "reader") else "http"
+                urls[name] = f"{scheme}://{self.bind}:{port}{suffix}"
         return urls
 
 
@@ -178,23 +195,46 @@ def _block_problems(key: str, value: Any) -> list[tuple[FieldPath, str]]:
 def _reference_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPath, str]]:
     found: list[tuple[FieldPath, str]] = []
     apps = [name for name, b in blocks.items() if b["kind"] == "app"]
+    dbs = [name for name, b in blocks.items() if b["kind"] == "db"]
     for name, block in blocks.items():
-        if block["kind"] not in LB_KINDS:
-            continue
-        found.extend(_backend_problems(name, block, blocks, apps))
+        if block["kind"] in LB_KINDS:
+            found.extend(_backend_problems(name, block, blocks, apps + dbs if block["kind"] == "haproxy" else apps))
+        if block["kind"] == "app":
+            found.extend(_database_problems(name, block, blocks, dbs))
     found.extend(_publish_problems(blocks))
     return found
 
 
+def _database_problems(
+    name: str, block: dict[str, Any], blocks: dict[str, dict[str, Any]], dbs: list[str]
+) -> list[tuple[FieldPath, str]]:
+    database, via = block.get("database"), block.get("database_via")
+    if database is not None and database not in dbs:
+        known = ", ".join(dbs) or "none"
+        return [((name, "database"), f"expected the name of a db block ({known}), got {database!r}")]
+    if via is None:
+        return []
+    if database is None:
+        return [((name, "database_via"), "needs 'database' too")]
+    routers = [n for n, b in blocks.items() if b["kind"] == "haproxy" and b.get("backends") == database]
+    if via not in routers:
+        known = ", ".join(routers) or "none"
+        return [((name, "database_via"), f"expected a haproxy block with backends: {database} ({known}), got {via!r}")]
+    return []
+
+
 def _backend_problems(
-    name: str, block: dict[str, Any], blocks: dict[str, dict[str, Any]], apps: list[str]
+    name: str, block: dict[str, Any], blocks: dict[str, dict[str, Any]], targets: list[str]
 ) -> list[tuple[FieldPath, str]]:
     target = block.get("backends")
     if target is None:
         return [((name,), "missing required key 'backends'")]
-    if target not in apps:
-        known = ", ".join(apps) or "none"
-        return [((name, "backends"), f"expected the name of an app block ({known}), got {target!r}")]
+    if target not in targets:
+        known = ", ".join(targets) or "none"
+        what = "an app or db block" if block["kind"] == "haproxy" else "an app block"
+        return [((name, "backends"), f"expected the name of {what} ({known}), got {target!r}")]
+    if blocks[target]["kind"] == "db":
+        return []
     weights = block.get("weights")
     replicas = int(blocks[target].get("replicas", 1))
     if weights is not None and len(weights) != replicas:
@@ -207,18 +247,24 @@ def _publish_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPath
     names: dict[str, str] = {}
     ports: dict[int, str] = {}
     for block_name, block in blocks.items():
-        if block.get("publish") and int(block.get("replicas", 1)) > 1:
+        if block["kind"] == "app" and block.get("publish") and int(block.get("replicas", 1)) > 1:
             text = "an app with more than one replica cannot publish a port; put an lb in front"
             found.append(((block_name, "publish"), text))
         for endpoint, port in block.get("publish", {}).items():
             path: FieldPath = (block_name, "publish", endpoint)
             if endpoint in names:
                 found.append((path, f"endpoint '{endpoint}' is already published by {names[endpoint]}"))
-            if port in ports:
-                found.append((path, f"port {port} is already published by {ports[port]}"))
+            taken = [p for p in _block_ports(block, port) if p in ports]
+            if taken:
+                found.append((path, f"port {taken[0]} is already published by {ports[taken[0]]}"))
             names[endpoint] = block_name
-            ports[port] = f"{block_name}.publish.{endpoint}"
+            ports.update((p, f"{block_name}.publish.{endpoint}") for p in _block_ports(block, port))
     return found
+
+
+def _block_ports(block: dict[str, Any], port: int) -> list[int]:
+    nodes = int(block.get("replicas", 2)) + 1 if block["kind"] == "db" else 1
+    return list(range(port, port + nodes))
 
 
 def _without_kind(value: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labctl import compose, images, inventory, paths
+from labctl.db.setup import ensure_replication
 from labctl.dockerenv import docker_client, port_holder, port_is_free, require_engine
 from labctl.errors import HealthTimeoutError, LabctlError, PortBusyError
 from labctl.lab import Block, Lab
@@ -79,7 +80,7 @@ def _overall_state(services: list[inventory.ServiceState]) -> str:
 
 def required_roles(lab: Lab) -> list[str]:
     """The image roles a lab needs."""
-    return sorted({"app" if b.kind == "app" else b.kind for b in lab.blocks.values()})
+    return sorted({str(b.params["flavor"]) if b.kind == "db" else b.kind for b in lab.blocks.values()})
 
 
 def prepare_images(lab: Lab, requested: str | None, progress: Progress) -> tuple[str, str, dict[str, str]]:
@@ -101,8 +102,9 @@ def render(lab: Lab, profile: str | None = None, progress: Progress = _quiet) ->
 def check_ports(lab: Lab) -> None:
     """Fail before anything starts when a published port is taken by something else."""
     ours = {p for s in inventory.service_states(lab.name) for p in _ports_of(s)}
-    for name, (block, port) in lab.endpoints().items():
-        if port in ours or port_is_free(port, lab.bind):
+    for name, (block, base) in lab.endpoints().items():
+        port = next((p for p in block.host_ports(name) if p not in ours and not port_is_free(p, lab.bind)), None)
+        if port is None:
             continue
         holder = port_holder(port) or "another process"
         raise PortBusyError(
@@ -127,6 +129,8 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
     try:
         _start_and_wait(lab, rendered, timeout, progress)
         apply_changes(lab, rendered, running, progress)
+        if any(block.kind == "db" for block in lab.blocks.values()):
+            ensure_replication(lab, progress, timeout=timeout)
     except KeyboardInterrupt:
         progress("interrupted: removing what was started")
         down(lab.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -12,8 +13,9 @@ from pathlib import Path
 import jinja2
 
 from labctl import paths
+from labctl.db.secrets import ensure_secrets
 from labctl.errors import LabctlError
-from labctl.lab import Lab
+from labctl.lab import Block, Lab
 
 # Config files each kind of block gets, rendered from templates/<kind>/<file>.j2.
 CONFIG_FILES: dict[str, tuple[str, ...]] = {
@@ -38,7 +40,7 @@ class RenderedLab:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(paths.templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -46,6 +48,26 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["duration_ms"] = duration_ms
+    return env
+
+
+def duration_ms(text: str) -> int:
+    """A lab file duration ('200ms', '5s', '1m', as the schema allows) in milliseconds."""
+    match = re.fullmatch(r"([0-9]+)(ms|s|m)", str(text))
+    if match is None:
+        raise LabctlError(f"expected a duration like 200ms, 5s or 1m, got {text!r}")
+    return int(match.group(1)) * {"ms": 1, "s": 1000, "m": 60000}[match.group(2)]
+
+
+def _config_templates(lab: Lab, block: Block) -> list[tuple[str, str, dict[str, object]]]:
+    """(template, file relative to the block's folder, extra context) for one block's configs."""
+    if block.kind == "db":
+        return [("db/node.cnf.j2", f"{node}.cnf", {"node": node, "server_id": index})
+                for index, node in enumerate(block.instances(), start=1)]
+    if block.kind == "haproxy" and lab.blocks[block.params["backends"]].kind == "db":
+        return [("haproxy/db-router.cfg.j2", "haproxy.cfg", {})]
+    return [(f"{block.kind}/{name}.j2", name, {}) for name in CONFIG_FILES.get(block.kind, ())]
 
 
 def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
@@ -61,9 +83,8 @@ def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
         compose = env.get_template("compose.yaml.j2").render(context)
         files = {"compose.yaml": _drop_blank_lines(compose)}
         for block in lab.blocks.values():
-            for name in CONFIG_FILES.get(block.kind, ()):
-                template = env.get_template(f"{block.kind}/{name}.j2")
-                files[f"{block.name}/{name}"] = template.render(context, block=block)
+            for template, name, extra in _config_templates(lab, block):
+                files[f"{block.name}/{name}"] = env.get_template(template).render(context, block=block, **extra)
     except jinja2.TemplateError as exc:
         raise LabctlError(f"template error while rendering lab '{lab.name}': {exc}") from exc
     files[STATE_FILE] = _state_text(lab, images)
@@ -93,6 +114,8 @@ def render_lab(lab: Lab, images: dict[str, str], folder: Path | None = None) -> 
         _swap_in(staging, target, files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if any(block.kind == "db" for block in lab.blocks.values()):
+        ensure_secrets(target)
     written = tuple(target / relative for relative in files)
     return RenderedLab(target, target / "compose.yaml", written, changed)
 

@@ -12,7 +12,7 @@ from jsonschema.exceptions import ValidationError
 from labctl.yamlsource import FieldPath
 
 META_KEYS = ("title", "summary", "notes", "bind")
-BLOCK_KINDS = ("app", "nginx", "haproxy")
+BLOCK_KINDS = ("app", "nginx", "haproxy", "db")
 
 _DURATION = {
     "type": "string",
@@ -60,8 +60,32 @@ APP_SCHEMA = _block(
         "memory": _MEMORY,
         "workers": {"type": "integer", "minimum": 1, "maximum": 16},
         "publish": _publish("http"),
+        "database": {"type": "string", "description": "the name of a db block"},
+        "database_via": {"type": "string", "description": "the name of a haproxy block in front of the db block"},
     },
 )
+
+DB_SCHEMA = _block(
+    "db",
+    {
+        "flavor": {"enum": ["mysql", "mariadb"]},
+        "replicas": {"type": "integer", "minimum": 0, "maximum": 8},
+        "replication": {"enum": ["async", "semisync"]},
+        "gtid": {"const": True, "description": "true (replication always uses GTID auto-positioning)"},
+        "semisync_timeout": _DURATION,
+        "cpus": _CPUS,
+        "memory": _MEMORY,
+        "publish": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["mysql"],
+            "description": "a mapping with mysql: the host port of node 1 (node N gets that port + N - 1)",
+            "properties": {"mysql": {**_PORT, "maximum": 65000}},
+        },
+    },
+)
+# labctl reaches every node on its published port to set up and watch replication.
+DB_SCHEMA["required"] = ["kind", "publish"]
 
 NGINX_SCHEMA = _block(
     "nginx",
@@ -101,7 +125,7 @@ HAPROXY_SCHEMA = _block(
     "haproxy",
     {
         **_LB_COMMON,
-        "publish": _publish("http", "stats"),
+        "publish": _publish("http", "stats", "writer", "reader"),
         "algorithm": {"enum": [*_ALGORITHMS, "first"]},
         "mode": {"enum": ["http", "tcp"]},
         "health": {
@@ -125,6 +149,7 @@ BLOCK_SCHEMAS: dict[str, dict[str, Any]] = {
     "app": APP_SCHEMA,
     "nginx": NGINX_SCHEMA,
     "haproxy": HAPROXY_SCHEMA,
+    "db": DB_SCHEMA,
 }
 
 META_SCHEMA: dict[str, Any] = {
@@ -267,6 +292,13 @@ BLOCK_DEFAULTS: dict[str, dict[str, Any]] = {
         "worker_connections": 1024,
         "keepalive": 32,
         "health": _LB_HEALTH_DEFAULTS["nginx"],
+    },
+    "db": {
+        "flavor": "mysql",
+        "replicas": 2,
+        "replication": "async",
+        "gtid": True,
+        "semisync_timeout": "10s",
     },
     "haproxy": {
         "algorithm": "round_robin",

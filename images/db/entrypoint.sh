@@ -33,7 +33,9 @@ initialize() {
   else
     mysqld --defaults-file=/etc/mysql/labctl-base.cnf --initialize-insecure
   fi
-  "$server" --defaults-file=/etc/mysql/labctl-base.cnf --skip-networking &
+  # A lab's config may start every node read-only; the first-run users still need writing.
+  "$server" --defaults-file=/etc/mysql/labctl-base.cnf --skip-networking --read-only=0 --loose-super-read-only=0 \
+    --loose-event-scheduler=OFF &
   local pid=$!
   for _ in $(seq 1 60); do
     "$client" --protocol=socket -uroot -e 'SELECT 1' >/dev/null 2>&1 && break
@@ -62,6 +64,13 @@ initialize() {
   wait "$pid" || true
 }
 
+# The health agent answers HAProxy's and Docker's checks on :9200 (see db-agent.sh).
+start_agent() {
+  if command -v socat >/dev/null && [ -f /usr/local/bin/db-agent.sh ]; then
+    socat -T 5 TCP-LISTEN:9200,fork,reuseaddr SYSTEM:"bash /usr/local/bin/db-agent.sh" &
+  fi
+}
+
 if [ "$server" = "mysqld" ] || [ "$server" = "mariadbd" ]; then
   write_config
   if [ ! -d "$datadir/mysql" ]; then
@@ -71,6 +80,7 @@ if [ "$server" = "mysqld" ] || [ "$server" = "mariadbd" ]; then
     fi
     initialize
   fi
+  start_agent
   exec "$server" --defaults-file=/etc/mysql/labctl-base.cnf "$@"
 fi
 exec "$server" "$@"

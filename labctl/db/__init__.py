@@ -1,0 +1,1 @@
+"""MySQL and MariaDB primary-replica labs: setup, status, failover and consistency checks."""

@@ -1,0 +1,100 @@
+"""The SQL that differs between MySQL and MariaDB, one class per flavor and nowhere else."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """Statements and names of one server flavor; MySQL's are the defaults."""
+
+    name: str = "mysql"
+    reset_binlogs: str = "RESET BINARY LOGS AND GTIDS"
+    gtid_variable: str = "@@global.gtid_executed"
+    semisync_status: str = "Rpl_semi_sync_source_status"
+    semisync_waits: str = "Rpl_semi_sync_source_no_tx"
+    semisync_source_switch: str = "rpl_semi_sync_source_enabled"
+    semisync_replica_switch: str = "rpl_semi_sync_replica_enabled"
+    io_running: str = "Replica_IO_Running"
+    sql_running: str = "Replica_SQL_Running"
+    source_host: str = "Source_Host"
+    seconds_behind: str = "Seconds_Behind_Source"
+    last_error: str = "Last_Error"
+
+    def change_source(self, host: str, user: str, password: str) -> tuple[str, tuple[str, ...]]:
+        """CHANGE REPLICATION SOURCE with GTID auto-positioning, and its parameters."""
+        return (
+            "CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=3306, SOURCE_USER=%s, "
+            "SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, "
+            "SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=100000, SOURCE_HEARTBEAT_PERIOD=1",
+            (host, user, password),
+        )
+
+    def writable(self, on: bool) -> list[str]:
+        """Make the node take writes (on) or fence it read-only (off)."""
+        if on:
+            return ["SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"]
+        return ["SET GLOBAL super_read_only = ON"]
+
+    def after_reset(self) -> list[str]:
+        return []
+
+    def transactions(self, gtid_set: str) -> int:
+        """How many transactions a GTID set holds ('uuid:1-5:7,uuid2:1-3' -> 9)."""
+        total = 0
+        for member in filter(None, (m.strip() for m in gtid_set.replace("\n", "").split(","))):
+            for interval in member.split(":")[1:]:
+                low, _, high = interval.partition("-")
+                total += int(high or low) - int(low) + 1
+        return total
+
+
+@dataclass(frozen=True)
+class MariaDB(Flavor):
+    """MariaDB: its own GTIDs (domain-server-sequence) and the older replication names."""
+
+    name: str = "mariadb"
+    reset_binlogs: str = "RESET MASTER"
+    gtid_variable: str = "@@global.gtid_current_pos"
+    semisync_status: str = "Rpl_semi_sync_master_status"
+    semisync_waits: str = "Rpl_semi_sync_master_no_tx"
+    semisync_source_switch: str = "rpl_semi_sync_master_enabled"
+    semisync_replica_switch: str = "rpl_semi_sync_slave_enabled"
+    io_running: str = "Slave_IO_Running"
+    sql_running: str = "Slave_SQL_Running"
+    source_host: str = "Master_Host"
+    seconds_behind: str = "Seconds_Behind_Master"
+
+    def change_source(self, host: str, user: str, password: str) -> tuple[str, tuple[str, ...]]:
+        return (
+            "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=3306, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+            "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+            (host, user, password),
+        )
+
+    def writable(self, on: bool) -> list[str]:
+        return [f"SET GLOBAL read_only = {'OFF' if on else 'ON'}"]
+
+    def after_reset(self) -> list[str]:
+        return ["SET GLOBAL gtid_slave_pos = ''"]
+
+    def transactions(self, gtid_set: str) -> int:
+        """MariaDB positions are domain-server-sequence; sequences count per domain."""
+        return sum(int(seq) for _, seq in _mariadb_positions(gtid_set).items())
+
+
+def _mariadb_positions(gtid_set: str) -> dict[str, int]:
+    positions: dict[str, int] = {}
+    for domain, _server, seq in re.findall(r"(\d+)-(\d+)-(\d+)", gtid_set):
+        positions[domain] = max(positions.get(domain, 0), int(seq))
+    return positions
+
+
+FLAVORS: dict[str, Flavor] = {"mysql": Flavor(), "mariadb": MariaDB()}
+
+
+def flavor(name: str) -> Flavor:
+    """The flavor by name (the lab schema allows only these)."""
+    return FLAVORS[name]
