@@ -305,3 +305,12 @@ def drill_cmd(lab: str, name: str | None, list_only: bool, as_json: bool) -> Non
         console.show_drill(result.report, result.run_dir)
     if result.verdict != "pass":
         sys.exit(1)
+
+
+def _register_subgroups() -> None:
+    from labctl.cli_db import db_group
+
+    main.add_command(db_group)
+
+
+_register_subgroups()

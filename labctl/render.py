@@ -139,3 +139,15 @@ def _write_in_place(path: Path, text: str) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.chmod(path, 0o644)
+
+
+def running_lab(name: str) -> Lab:
+    """A lab as it was last rendered: the lab file with the overrides `up` was given."""
+    from labctl.lab import load_lab
+    from labctl.overrides import parse_overrides
+
+    try:
+        state = json.loads((paths.compose_dir(name) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return load_lab(name)
+    return load_lab(name, parse_overrides(list(state.get("overrides", []))))

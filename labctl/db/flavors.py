@@ -22,6 +22,9 @@ class Flavor:
     source_host: str = "Source_Host"
     seconds_behind: str = "Seconds_Behind_Source"
     last_error: str = "Last_Error"
+    received: str = "Retrieved_Gtid_Set"
+    state_variable: str = "@@global.gtid_executed"
+    wait_applied: str = "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s) AS timed_out"
 
     def change_source(self, host: str, user: str, password: str) -> tuple[str, tuple[str, ...]]:
         """CHANGE REPLICATION SOURCE with GTID auto-positioning, and its parameters."""
@@ -40,6 +43,16 @@ class Flavor:
 
     def after_reset(self) -> list[str]:
         return []
+
+    def errant(self, replica_state: str, primary_state: str) -> str:
+        """Transactions a replica has that the primary never had, as a GTID set ('' when none)."""
+        mine, theirs = _mysql_intervals(replica_state), _mysql_intervals(primary_state)
+        extra = []
+        for uuid, numbers in sorted(mine.items()):
+            missing = sorted(numbers - theirs.get(uuid, set()))
+            if missing:
+                extra.append(f"{uuid}:{_ranges(missing)}")
+        return ",".join(extra)
 
     def transactions(self, gtid_set: str) -> int:
         """How many transactions a GTID set holds ('uuid:1-5:7,uuid2:1-3' -> 9)."""
@@ -66,6 +79,9 @@ class MariaDB(Flavor):
     sql_running: str = "Slave_SQL_Running"
     source_host: str = "Master_Host"
     seconds_behind: str = "Seconds_Behind_Master"
+    received: str = "Gtid_IO_Pos"
+    state_variable: str = "@@global.gtid_binlog_state"
+    wait_applied: str = "SELECT IF(MASTER_GTID_WAIT(%s, %s) = 0, 0, 1) AS timed_out"
 
     def change_source(self, host: str, user: str, password: str) -> tuple[str, tuple[str, ...]]:
         return (
@@ -80,6 +96,13 @@ class MariaDB(Flavor):
     def after_reset(self) -> list[str]:
         return ["SET GLOBAL gtid_slave_pos = ''"]
 
+    def errant(self, replica_state: str, primary_state: str) -> str:
+        """In MariaDB's binlog state, a (domain, server) the primary lacks or trails is errant."""
+        theirs = {(d, s): int(q) for d, s, q in re.findall(r"(\d+)-(\d+)-(\d+)", primary_state)}
+        extra = [f"{d}-{s}-{q}" for d, s, q in re.findall(r"(\d+)-(\d+)-(\d+)", replica_state)
+                 if theirs.get((d, s), 0) < int(q)]
+        return ",".join(extra)
+
     def transactions(self, gtid_set: str) -> int:
         """MariaDB positions are domain-server-sequence; sequences count per domain."""
         return sum(int(seq) for _, seq in _mariadb_positions(gtid_set).items())
@@ -90,6 +113,30 @@ def _mariadb_positions(gtid_set: str) -> dict[str, int]:
     for domain, _server, seq in re.findall(r"(\d+)-(\d+)-(\d+)", gtid_set):
         positions[domain] = max(positions.get(domain, 0), int(seq))
     return positions
+
+
+def _mysql_intervals(gtid_set: str) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+    for member in filter(None, (m.strip() for m in gtid_set.replace("\n", "").split(","))):
+        uuid, *intervals = member.split(":")
+        numbers = found.setdefault(uuid, set())
+        for interval in intervals:
+            low, _, high = interval.partition("-")
+            numbers.update(range(int(low), int(high or low) + 1))
+    return found
+
+
+def _ranges(numbers: list[int]) -> str:
+    parts: list[str] = []
+    start = previous = numbers[0]
+    for number in [*numbers[1:], None]:
+        if number is not None and number == previous + 1:
+            previous = number
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if number is not None:
+            start = previous = number
+    return ":".join(parts)
 
 
 FLAVORS: dict[str, Flavor] = {"mysql": Flavor(), "mariadb": MariaDB()}

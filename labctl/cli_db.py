@@ -1,0 +1,96 @@
+"""`labctl db ...`: the database commands, as thin as the rest of the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.table import Table
+
+from labctl import console
+from labctl.db import check as db_check
+from labctl.db import failover as db_failover
+from labctl.db import status as db_status
+from labctl.render import running_lab
+
+
+@click.group("db")
+def db_group() -> None:
+    """Inspect and operate a lab's MySQL/MariaDB primary and replicas."""
+
+
+@db_group.command("status")
+@click.argument("lab")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_cmd(lab: str, as_json: bool) -> None:
+    """Every node's role, read-only flag, GTIDs, replication threads, lag and semi-sync state."""
+    report = db_status.status(running_lab(lab))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    console.out.print(_status_table(report))
+    if report["fell_back_to_async"]:
+        console.out.print("[bold red]semi-sync fell back to async[/]: acknowledged writes may be lost")
+
+
+def _status_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"{report['lab']}: {report['flavor']}, {report['replication']} replication")
+    for column in ("node", "role", "read only", "transactions", "source", "io/sql", "lag s", "error"):
+        table.add_column(column)
+    for row in report["nodes"]:
+        threads = f"{row['io_thread']}/{row['sql_thread']}" if "io_thread" in row else ""
+        lag = "" if row.get("lag_s") is None else f"{row['lag_s']:.1f}"
+        table.add_row(row["node"], row["role"], str(row.get("read_only", "")), str(row.get("transactions", "")),
+                      str(row.get("source") or ""), threads, lag, _short(row.get("error") or row.get("last_error") or ""))
+    return table
+
+
+def _short(error: str) -> str:
+    return "not answering" if "Can't connect" in error or "Lost connection" in error else error
+
+
+@db_group.command("failover")
+@click.argument("lab")
+@click.option("--to", "target", default=None, metavar="NODE", help="Promote this node (e.g. db-3) instead of "
+              "the most advanced replica.")
+@click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON.")
+def failover_cmd(lab: str, target: str | None, as_json: bool) -> None:
+    """Promote a replica: fence the old primary, pick the most advanced replica (GTIDs), promote it,
+    repoint the others, and wait until HAProxy sends writes to it."""
+    printer = (lambda _: None) if as_json else (lambda text: console.out.print(f"  {text}"))
+    result = db_failover.failover(running_lab(lab), target, printer)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    summary = result.to_json()
+    console.out.print(f"{lab}: {summary['old_primary'] or 'no reachable primary'} -> {summary['new_primary']} "
+                      f"in {summary['seconds']:.2f} s")
+
+
+@db_group.command("check")
+@click.argument("lab")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check_cmd(lab: str, as_json: bool) -> None:
+    """Compare every node with the primary: row counts, checksums and errant GTIDs. Exit 1 if they differ."""
+    report = db_check.check(running_lab(lab))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        console.out.print(_check_table(report))
+    if not report["consistent"]:
+        sys.exit(1)
+
+
+def _check_table(report: dict[str, Any]) -> Table:
+    verdict = "consistent" if report["consistent"] else "[bold red]INCONSISTENT[/]"
+    table = Table(title=f"{report['lab']}: {verdict} (primary {report['primary']})")
+    for column in ("node", "table", "rows", "checksum", "same as primary", "errant GTIDs"):
+        table.add_column(column)
+    for row in report["nodes"]:
+        for name, values in row["tables"].items():
+            table.add_row(row["node"], name, str(values.get("rows", values.get("error", ""))),
+                          str(values.get("checksum", "")), "yes" if row["same_as_primary"] else "NO",
+                          row["errant_gtids"] or "-")
+    return table
