@@ -42,8 +42,9 @@ def _status_table(report: dict[str, Any]) -> Table:
     for row in report["nodes"]:
         threads = f"{row['io_thread']}/{row['sql_thread']}" if "io_thread" in row else ""
         lag = "" if row.get("lag_s") is None else f"{row['lag_s']:.1f}"
+        error = _short(row.get("error") or row.get("last_error") or "")
         table.add_row(row["node"], row["role"], str(row.get("read_only", "")), str(row.get("transactions", "")),
-                      str(row.get("source") or ""), threads, lag, _short(row.get("error") or row.get("last_error") or ""))
+                      str(row.get("source") or ""), threads, lag, error)
     return table
 
 

@@ -83,8 +83,10 @@ def show_up(result: UpResult) -> None:
     for name, url in result.endpoints.items():
         out.print(f"  {name:8} {url}")
     out.print(f"  compose  {result.rendered.compose_file}")
-    out.print(f"next: curl -si {next(iter(result.endpoints.values()), '')} | grep X-Served-By;"
-              f" labctl status {lab.name}; labctl guide {lab.name}; labctl down {lab.name}")
+    web = next((url for name, url in result.endpoints.items() if name == "http"), "")
+    first = f"curl -si {web} | grep X-Served-By; " if web else ""
+    database = f" labctl db status {lab.name};" if any(b.kind == "db" for b in lab.blocks.values()) else ""
+    out.print(f"next: {first}labctl status {lab.name};{database} labctl guide {lab.name}; labctl down {lab.name}")
 
 
 def status_table(status: LabStatus) -> Table:

@@ -173,7 +173,7 @@ def validate_lab_data(data: dict[str, Any]) -> list[tuple[FieldPath, str]]:
         if not block_problems:
             blocks[str(key)] = value
     if not blocks and not found:
-        found.append(((), "a lab needs at least one building block (app, nginx, haproxy)"))
+        found.append(((), "a lab needs at least one building block (app, nginx, haproxy, db)"))
     found.extend(_reference_problems(blocks))
     return found
 

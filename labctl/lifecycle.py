@@ -102,7 +102,7 @@ def render(lab: Lab, profile: str | None = None, progress: Progress = _quiet) ->
 def check_ports(lab: Lab) -> None:
     """Fail before anything starts when a published port is taken by something else."""
     ours = {p for s in inventory.service_states(lab.name) for p in _ports_of(s)}
-    for name, (block, base) in lab.endpoints().items():
+    for name, (block, _base) in lab.endpoints().items():
         port = next((p for p in block.host_ports(name) if p not in ours and not port_is_free(p, lab.bind)), None)
         if port is None:
             continue

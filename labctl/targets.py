@@ -7,12 +7,35 @@ import random
 from labctl import inventory
 from labctl.errors import UsageError
 
+DB_ROLES = ("primary", "replicas")
+
 
 def valid_targets(states: list[inventory.ServiceState]) -> list[str]:
     """Every name a target can take in a running lab."""
     blocks = sorted({s.block for s in states if s.block})
+    roles = [f"{s.block}.{r}" for s in states if s.kind == "db" and s.name.endswith("-1") for r in DB_ROLES]
     instances = sorted(s.name.replace("-", ".") if _replicated(s) else s.name for s in states)
-    return [*blocks, *(f"random:{b}" for b in blocks), *[i for i in instances if i not in blocks]]
+    return [*blocks, *roles, *(f"random:{b}" for b in blocks), *[i for i in instances if i not in blocks]]
+
+
+def _db_role(lab: str, spec: str, states: list[inventory.ServiceState]) -> list[inventory.ServiceState] | None:
+    """`db.primary` and `db.replicas` name whichever nodes hold those roles right now."""
+    block, _, role = spec.partition(".")
+    members = [s for s in states if s.block == block and s.kind == "db"]
+    if role not in DB_ROLES or not members:
+        return None
+    from labctl.db import nodes as db
+    from labctl.render import running_lab
+
+    found = db.states(running_lab(lab))
+    primary = db.current_primary(found)
+    wanted = {primary.node.name} if role == "primary" and primary else set()
+    if role == "replicas":
+        wanted = {s.node.name for s in found if s.reachable and s.role == "replica"}
+    chosen = sorted((s for s in members if s.name in wanted), key=lambda s: s.name)
+    if not chosen:
+        raise UsageError(f"lab '{lab}' has no {role} right now; see 'labctl db status {lab}'")
+    return chosen
 
 
 def _replicated(state: inventory.ServiceState) -> bool:
@@ -24,6 +47,9 @@ def resolve(lab: str, spec: str) -> list[inventory.ServiceState]:
     states = inventory.service_states(lab)
     if not states:
         raise UsageError(f"lab '{lab}' is not up; start it with 'labctl up {lab}'")
+    role = _db_role(lab, spec, states)
+    if role is not None:
+        return role
     if spec.startswith("random:"):
         members = [s for s in states if s.block == spec.removeprefix("random:")]
         if members:

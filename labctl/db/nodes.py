@@ -99,11 +99,11 @@ def connect(lab: Lab, node: Node, timeout: float = 2.0, user: str = "root") -> M
 
 def run_sql(connection: MySQLConnectionAbstract, statement: str, params: tuple[Any, ...] = ()) -> list[Row]:
     """Run one statement; rows as dicts (empty for statements without a result)."""
-    cursor = connection.cursor(dictionary=True)
+    cursor: Any = connection.cursor(dictionary=True)
     try:
         cursor.execute(statement, params)
         rows = cursor.fetchall() if cursor.with_rows else []
-        return [dict(row) for row in rows]  # type: ignore[call-overload]
+        return [dict(row) for row in rows]
     finally:
         cursor.close()
 
