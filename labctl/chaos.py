@@ -23,7 +23,7 @@ from labctl.doctor import supported_faults
 from labctl.errors import LabctlError, UsageError
 
 FAULTS = ("kill", "stop", "start", "restart", "pause", "unpause", "partition", "loss", "bandwidth", "latency",
-          "slow", "fail", "cpu-hog")
+          "slow", "fail", "cpu-hog", "replica-delay")
 RULE_COMMENT = "labctl"
 HOG_PID = "/tmp/labctl-cpu-hog.pid"
 Progress = Callable[[str], None]
@@ -282,10 +282,30 @@ def _cpu_hog(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
     return [["exec", "bash", "-c", f"kill $(cat {HOG_PID}) && rm -f {HOG_PID}"]]
 
 
+def _replica_delay(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    from labctl.db.nodes import lab_flavor
+    from labctl.render import running_lab
+
+    kind = lab_flavor(running_lab(lab))
+    seconds = max(1, round(int(params.get("ms", 2000)) / 1000))
+    result = _container(name).exec_run(_db_client(kind.delay_statements(seconds)))
+    if result.exit_code != 0:
+        raise LabctlError(f"{name} did not take a replication delay of {seconds} s: is it a db replica? "
+                          f"{result.output.decode(errors='replace').strip()[-200:]}")
+    return [["exec", *_db_client(kind.delay_statements(0))]]
+
+
+def _db_client(statements: list[str]) -> list[str]:
+    # Runs inside the db container with its own client, so no connection from the host is needed.
+    sql = "; ".join(statements)
+    client = '"$(command -v mariadb || command -v mysql)"'
+    return ["bash", "-c", f'MYSQL_PWD=$MYSQL_ROOT_PASSWORD {client} -uroot -e "{sql}"']
+
+
 INJECTORS: dict[str, Callable[[str, dict[str, Any], str], list[list[str]]]] = {
     "kill": _kill, "stop": _stop, "start": _start, "restart": _restart, "pause": _pause, "unpause": _unpause,
     "partition": _partition, "loss": _loss, "bandwidth": _bandwidth, "latency": _latency, "slow": _slow,
-    "fail": _fail, "cpu-hog": _cpu_hog,
+    "fail": _fail, "cpu-hog": _cpu_hog, "replica-delay": _replica_delay,
 }
 
 

@@ -44,6 +44,11 @@ class Flavor:
     def after_reset(self) -> list[str]:
         return []
 
+    def delay_statements(self, seconds: int) -> list[str]:
+        """Make a replica apply each transaction `seconds` after its source committed it."""
+        return ["STOP REPLICA SQL_THREAD", f"CHANGE REPLICATION SOURCE TO SOURCE_DELAY = {seconds}",
+                "START REPLICA SQL_THREAD"]
+
     def errant(self, replica_state: str, primary_state: str) -> str:
         """Transactions a replica has that the primary never had, as a GTID set ('' when none)."""
         mine, theirs = _mysql_intervals(replica_state), _mysql_intervals(primary_state)
@@ -95,6 +100,9 @@ class MariaDB(Flavor):
 
     def after_reset(self) -> list[str]:
         return ["SET GLOBAL gtid_slave_pos = ''"]
+
+    def delay_statements(self, seconds: int) -> list[str]:
+        return ["STOP REPLICA SQL_THREAD", f"CHANGE MASTER TO MASTER_DELAY = {seconds}", "START REPLICA SQL_THREAD"]
 
     def errant(self, replica_state: str, primary_state: str) -> str:
         """In MariaDB's binlog state, a (domain, server) the primary lacks or trails is errant."""
