@@ -12,6 +12,7 @@ from rich.table import Table
 from labctl import console
 from labctl.db import check as db_check
 from labctl.db import failover as db_failover
+from labctl.db import rejoin as db_rejoin
 from labctl.db import status as db_status
 from labctl.render import running_lab
 
@@ -49,7 +50,9 @@ def _status_table(report: dict[str, Any]) -> Table:
 
 
 def _short(error: str) -> str:
-    return "not answering" if "Can't connect" in error or "Lost connection" in error else error
+    if "Can't connect" in error or "Lost connection" in error:
+        return "not answering"
+    return error if len(error) <= 60 else error[:57] + "..."
 
 
 @db_group.command("failover")
@@ -68,6 +71,17 @@ def failover_cmd(lab: str, target: str | None, as_json: bool) -> None:
     summary = result.to_json()
     console.out.print(f"{lab}: {summary['old_primary'] or 'no reachable primary'} -> {summary['new_primary']} "
                       f"in {summary['seconds']:.2f} s")
+
+
+@db_group.command("rejoin")
+@click.argument("lab")
+@click.argument("node", required=False)
+def rejoin_cmd(lab: str, node: str | None) -> None:
+    """Make NODE (or every node not following the primary, e.g. an old primary after a failover)
+    a replica of the current primary; a node with transactions the primary lacks is rebuilt."""
+    with console.progress(f"rejoin {lab}") as progress:
+        done = db_rejoin.rejoin(running_lab(lab), node, progress)  # type: ignore[arg-type]
+    console.out.print(f"{lab}: {len(done)} node(s) rejoined" + "".join(f"\n  {line}" for line in done))
 
 
 @db_group.command("check")

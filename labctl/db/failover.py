@@ -129,8 +129,7 @@ def _promote(lab: Lab, node: db.Node) -> str:
     kind = db.lab_flavor(lab)
     semisync = db.db_block(lab).params["replication"] == "semisync"
     statements = ["STOP REPLICA", "RESET REPLICA ALL", *kind.writable(True),
-                  *([f"SET GLOBAL {kind.semisync_source_switch} = ON"] if semisync else []),
-                  "ALTER EVENT labctl.heartbeat_tick ENABLE"]
+                  *([f"SET GLOBAL {kind.semisync_source_switch} = ON"] if semisync else [])]
     db.execute(lab, node, statements)
     return f"{node.name} is the primary and writable"
 

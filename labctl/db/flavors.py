@@ -44,6 +44,14 @@ class Flavor:
     def after_reset(self) -> list[str]:
         return []
 
+    def new_server_id(self, server_id: int) -> str:
+        """Give a rebuilt node a server id of its own, kept across restarts where the server can."""
+        return f"SET PERSIST server_id = {server_id}"
+
+    def admin_writes(self, on: bool) -> list[str]:
+        """Let root write on a read-only node (on), or stop it again; clients stay read-only."""
+        return [f"SET GLOBAL super_read_only = {'OFF' if on else 'ON'}"]
+
     def delay_statements(self, seconds: int) -> list[str]:
         """Make a replica apply each transaction `seconds` after its source committed it."""
         return ["STOP REPLICA SQL_THREAD", f"CHANGE REPLICATION SOURCE TO SOURCE_DELAY = {seconds}",
@@ -100,6 +108,12 @@ class MariaDB(Flavor):
 
     def after_reset(self) -> list[str]:
         return ["SET GLOBAL gtid_slave_pos = ''"]
+
+    def new_server_id(self, server_id: int) -> str:
+        return f"SET GLOBAL server_id = {server_id}"
+
+    def admin_writes(self, on: bool) -> list[str]:
+        return []  # MariaDB's read_only already lets root (READ_ONLY ADMIN) write
 
     def delay_statements(self, seconds: int) -> list[str]:
         return ["STOP REPLICA SQL_THREAD", f"CHANGE MASTER TO MASTER_DELAY = {seconds}", "START REPLICA SQL_THREAD"]

@@ -10,6 +10,8 @@ import mysql.connector
 from mysql.connector.abstracts import MySQLConnectionAbstract
 
 from labctl.db.flavors import Flavor, flavor
+
+__all__ = ["DbError", "Flavor", "Node", "NodeState"]
 from labctl.db.secrets import load_secrets
 from labctl.errors import LabctlError, UsageError
 from labctl.lab import Block, Lab

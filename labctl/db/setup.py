@@ -21,8 +21,15 @@ SCHEMA_STATEMENTS = [
     "CREATE TABLE IF NOT EXISTS labctl.heartbeat (id INT PRIMARY KEY, ts TIMESTAMP(6) NOT NULL, "
     "source VARCHAR(64) NOT NULL)",
     "REPLACE INTO labctl.heartbeat (id, ts, source) VALUES (1, NOW(6), @@hostname)",
+]
+# Every node gets its own copy of the event, kept out of the binary log, and only a writable
+# node stamps: so the heartbeat follows the primary through failovers with nothing to enable.
+HEARTBEAT_EVENT = [
+    "SET SESSION sql_log_bin = 0",
     "CREATE EVENT IF NOT EXISTS labctl.heartbeat_tick ON SCHEDULE EVERY 1 SECOND DO "
-    "REPLACE INTO labctl.heartbeat (id, ts, source) VALUES (1, NOW(6), @@hostname)",
+    "IF @@global.read_only = 0 THEN "
+    "REPLACE INTO labctl.heartbeat (id, ts, source) VALUES (1, NOW(6), @@hostname); END IF",
+    "SET SESSION sql_log_bin = 1",
 ]
 
 
@@ -63,10 +70,20 @@ def set_up(lab: Lab, progress: Progress) -> None:
         db.execute(lab, node, [*kind.writable(True), "STOP REPLICA", "RESET REPLICA ALL", kind.reset_binlogs,
                                *kind.after_reset()])
     progress(f"db: {primary.name} is the primary")
-    db.execute(lab, primary, [*_user_statements(passwords), *SCHEMA_STATEMENTS, *_semisync_source(lab, kind, True)])
+    db.execute(lab, primary, [*_user_statements(passwords), *SCHEMA_STATEMENTS, *HEARTBEAT_EVENT,
+                              *_semisync_source(lab, kind, True)])
     for replica in replicas:
         point_at(lab, replica, primary.name)
         progress(f"db: {replica.name} replicates from {primary.name}")
+    wait_replicating(lab, 60, progress)
+    for replica in replicas:
+        install_heartbeat_event(lab, replica)
+
+
+def install_heartbeat_event(lab: Lab, replica: db.Node) -> None:
+    """Give a read-only node its own (idle until promoted) heartbeat event."""
+    kind = db.lab_flavor(lab)
+    db.execute(lab, replica, [*kind.admin_writes(True), *HEARTBEAT_EVENT, *kind.admin_writes(False)])
 
 
 def _semisync_source(lab: Lab, kind: Flavor, on: bool) -> list[str]:
