@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import chaos, lifecycle
+from labctl.db import drill_db
 from labctl.errors import LabConfigError, LabctlError, Problem
 from labctl.lab import lab_folder
 from labctl.load import LoadOptions, finish_load, new_run_dir, parse_duration, start_load, stop_load, write_run
@@ -38,11 +39,13 @@ DRILL_SCHEMA: dict[str, Any] = {
         "steps": {"type": "array", "minItems": 1, "items": {
             "type": "object", "additionalProperties": False, "required": ["at"], "properties": {
                 "at": _DURATION, "fault": {"enum": list(chaos.FAULTS)}, "target": {"type": "string"},
-                "heal": {"const": True}, "percent": {"type": "number"}, "rate": {"type": "string"},
+                "heal": {"const": True}, "failover": {"enum": ["auto", "now"]},
+                "percent": {"type": "number"}, "rate": {"type": "string"},
                 "ms": {"type": "integer", "minimum": 0}, "from": {"type": "string"}}}},
         "expect": {"type": "object", "additionalProperties": False, "properties": {
             "max_failed_requests": {"type": "integer", "minimum": 0}, "max_error_rate": _RATE,
-            "recovery_within": _DURATION, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0}}},
+            "recovery_within": _DURATION, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0},
+            "max_lost_writes": {"type": "integer", "minimum": 0}, "rto_within": _DURATION}},
     },
 }
 
@@ -110,8 +113,8 @@ def _step_problems(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], st
     found: list[tuple[tuple[str | int, ...], str]] = []
     duration = parse_duration(str(data.get("load", {}).get("duration", "20s")))
     for index, step in enumerate(data["steps"]):
-        if ("fault" in step) == ("heal" in step):
-            found.append((("steps", index), "a step has either a fault (with a target) or heal: true"))
+        if sum(key in step for key in ("fault", "heal", "failover")) != 1:
+            found.append((("steps", index), "a step needs one of: fault (with a target), heal, failover"))
         elif "fault" in step and "target" not in step:
             found.append((("steps", index), "missing required key 'target'"))
         if parse_duration(step["at"]) >= duration:
@@ -128,13 +131,30 @@ def run_drill(lab: str, drill: Drill, progress: Progress) -> DrillResult:
     if not before["ok"]:
         return _finish(result, lab, drill, "aborted", before, None, [], [], None)
     faults: list[dict[str, Any]] = []
+    database = drill_db.for_lab(lab, progress)
     try:
-        samples, summary, start = _main_run(lab, drill, result.run_dir / "main", faults, progress)
+        if database is not None:
+            database.start()
+        samples, summary, start = _main_run(lab, drill, result.run_dir / "main", faults, progress, database)
     finally:
+        if database is not None:
+            database.stop()
         _close_open_faults(faults, chaos.heal(lab))
+    extra = _database_outcome(lab, database, result.run_dir / "main", faults, progress)
     progress("waiting for the lab to be healthy again, then checking the steady state after")
     after = _steady_when_up(lab, drill, result.run_dir / "after", bound)
-    return _finish(result, lab, drill, None, before, after, samples, faults, (summary, start))
+    return _finish(result, lab, drill, None, before, after, samples, faults, (summary, start), extra)
+
+
+def _database_outcome(lab: str, database: drill_db.DbDrill | None, main_dir: Path,
+                      faults: list[dict[str, Any]], progress: Progress) -> dict[str, Any]:
+    if database is None:
+        return {}
+    progress("reading every write back from the primary")
+    outcome = database.report(main_dir, faults)
+    _wait_until_up(lab, 90.0)
+    outcome["rejoined"] = database.restore()
+    return outcome
 
 
 def _steady_bounds(drill: Drill) -> dict[str, float]:
@@ -157,26 +177,35 @@ def _steady_check(lab: str, drill: Drill, folder: Path, bound: dict[str, float])
 
 def _steady_when_up(lab: str, drill: Drill, folder: Path, bound: dict[str, float],
                   timeout: float = 60.0) -> dict[str, Any]:
+    if not _wait_until_up(lab, timeout):
+        return {"ok": False, "error": f"the lab was not healthy {timeout:.0f}s after healing",
+                "bound": {"max_error_rate": bound["max_error_rate"], "max_p95_ms": bound["max_p95_ms"]}}
+    return _steady_check(lab, drill, folder, bound)
+
+
+def _wait_until_up(lab: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while (state := lifecycle.status(lab)[0].to_json()["state"]) != "up":
         if state == "down":
             raise LabctlError(f"lab '{lab}' is not up; start it with 'labctl up {lab}'")
         if time.monotonic() > deadline:
-            return {"ok": False, "error": f"the lab was not healthy {timeout:.0f}s after healing",
-                    "bound": {"max_error_rate": bound["max_error_rate"], "max_p95_ms": bound["max_p95_ms"]}}
+            return False
         time.sleep(0.5)
-    return _steady_check(lab, drill, folder, bound)
+    return True
 
 
 def _main_run(lab: str, drill: Drill, folder: Path, faults: list[dict[str, Any]],
-              progress: Progress) -> tuple[list[Sample], dict[str, Any], float]:
+              progress: Progress, database: drill_db.DbDrill | None) -> tuple[list[Sample], dict[str, Any], float]:
     folder.mkdir(parents=True)
     run = start_load(lab, drill.load_options(drill.duration_s), folder)
     try:
         start = _wait_first_sample(run.run_dir, run.process)
         for step in sorted(drill.steps, key=lambda s: parse_duration(s["at"])):
             _sleep_until(start + parse_duration(step["at"]), progress, drill)
-            _do_step(lab, step, start, faults, progress)
+            if "failover" in step:
+                _failover_step(database, step, start, progress)
+            else:
+                _do_step(lab, step, start, faults, progress)
         samples, summary = finish_load(run)
     except BaseException:
         stop_load(run)
@@ -198,6 +227,14 @@ def _sleep_until(when: float, progress: Progress, drill: Drill) -> None:
     while time.time() < when:
         progress(f"{drill.name}: next step in {when - time.time():.0f}s")
         time.sleep(min(0.5, max(0.0, when - time.time())))
+
+
+def _failover_step(database: drill_db.DbDrill | None, step: dict[str, Any], start: float,
+                   progress: Progress) -> None:
+    if database is None:
+        raise LabctlError("a 'failover' step needs a lab with a db block")
+    progress(f"t={time.time() - start:.1f}s failover {step['failover']}")
+    database.step(step)
 
 
 def _do_step(lab: str, step: dict[str, Any], start: float, faults: list[dict[str, Any]], progress: Progress) -> None:
@@ -247,11 +284,13 @@ def measure(samples: list[Sample], start: float, faults: list[dict[str, Any]], b
 def evaluate(expect: dict[str, Any], summary: dict[str, Any], measured: dict[str, Any]) -> list[dict[str, Any]]:
     """Each expectation with what was observed."""
     error_rate = summary["failures"] / max(1, summary["requests"])
-    checks: dict[str, tuple[float, Callable[[Any, float], bool]]] = {
+    checks: dict[str, tuple[Any, Callable[[Any, Any], bool]]] = {
         "max_failed_requests": (summary["failures"], lambda e, o: o <= e),
         "max_error_rate": (round(error_rate, 4), lambda e, o: o <= e),
         "max_p95_ms": (summary["latency_ms"]["p95"], lambda e, o: o <= e),
         "recovery_within": (measured["recovery_s"], lambda e, o: o <= parse_duration(str(e))),
+        "max_lost_writes": (measured.get("writes", {}).get("lost"), lambda e, o: o is not None and o <= e),
+        "rto_within": (measured.get("rto_s"), lambda e, o: o is not None and o <= parse_duration(str(e))),
     }
     rows = []
     for name, expected in expect.items():
@@ -262,7 +301,7 @@ def evaluate(expect: dict[str, Any], summary: dict[str, Any], measured: dict[str
 
 def _finish(result: DrillResult, lab: str, drill: Drill, verdict: str | None, before: dict[str, Any],
             after: dict[str, Any] | None, samples: list[Sample], faults: list[dict[str, Any]],
-            main: tuple[dict[str, Any], float] | None) -> DrillResult:
+            main: tuple[dict[str, Any], float] | None, extra: dict[str, Any] | None = None) -> DrillResult:
     from labctl.drill_report import write_report
 
     report: dict[str, Any] = {"lab": lab, "drill": drill.name, "title": drill.title, "steady_state_before": before,
@@ -272,7 +311,7 @@ def _finish(result: DrillResult, lab: str, drill: Drill, verdict: str | None, be
         summary, start = main
         faults = relative_faults(faults, start)
         report["faults"] = faults
-        measured = measure(samples, start, faults, float(before["bound"]["max_error_rate"]))
+        measured = {**measure(samples, start, faults, float(before["bound"]["max_error_rate"])), **(extra or {})}
         expectations = evaluate(drill.expect, summary, measured)
         report.update(measured, expectations=expectations, requests=summary["requests"],
                       failures=summary["failures"], rps=summary["rps"], latency_ms=summary["latency_ms"],

@@ -1,0 +1,150 @@
+"""What a drill on a db lab adds: failover steps, a replication watch, and the ledger verdict.
+
+The drill runs as for any lab; this part arms auto failover (`failover: auto`) or fails
+over on cue (`failover: now`), samples lag and semi-sync state while the load runs, and
+afterwards reads the final primary back to classify every write (labctl.ledger).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mysql.connector
+
+from labctl import ledger
+from labctl.db import nodes as db
+from labctl.db.failover import DETECTION_RULE, AutoFailover, FailoverResult, failover
+from labctl.db.rejoin import rejoin
+from labctl.db.status import heartbeat_lag
+from labctl.lab import Lab
+from labctl.render import running_lab
+
+Progress = Callable[[str], None]
+WATCH_INTERVAL_S = 0.5
+
+
+class ReplicationWatch:
+    """Samples the primary's semi-sync state and every replica's heartbeat lag from a thread."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.samples: list[dict[str, Any]] = []
+        self.fell_back = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="labctl-replication-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        semisync = db.db_block(self.lab).params["replication"] == "semisync"
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            found = db.states(self.lab)
+            primary = db.current_primary(found)
+            if primary is None:
+                continue
+            self.fell_back |= semisync and primary.semisync_on is False
+            lags = {s.node.name: heartbeat_lag(s, primary) for s in found if s.role == "replica"}
+            self.samples.append({"at": time.time(), "primary": primary.node.name, "lag_s": lags})
+
+    def max_lag(self) -> float | None:
+        lags = [lag for sample in self.samples for lag in sample["lag_s"].values() if lag is not None]
+        return max(lags) if lags else None
+
+
+class DbDrill:
+    """The db part of one drill run."""
+
+    def __init__(self, lab: Lab, progress: Progress) -> None:
+        self.lab = lab
+        self.progress = progress
+        self.watch = ReplicationWatch(lab)
+        self.auto: AutoFailover | None = None
+        self.manual: FailoverResult | None = None
+        self.manual_at: float | None = None
+
+    def start(self) -> None:
+        self.watch.start()
+
+    def stop(self) -> None:
+        self.watch.stop()
+        if self.auto is not None:
+            self.auto.stop()
+
+    def step(self, step: dict[str, Any]) -> None:
+        """A `failover:` step: arm the watcher (auto) or fail over right now (now)."""
+        if step["failover"] == "auto":
+            self.auto = AutoFailover(self.lab, self.progress)
+            self.auto.start()
+            self.progress("auto failover armed: " + DETECTION_RULE)
+            return
+        self.manual_at = time.time()
+        self.manual = failover(self.lab, progress=self.progress)
+
+    def report(self, main_dir: Path, faults: list[dict[str, Any]]) -> dict[str, Any]:
+        """Ledger classification against the final primary, RTO and its parts, replication state."""
+        writes = ledger.read_ledger(main_dir) if any(main_dir.glob(ledger.LEDGER_GLOB)) else []
+        stopping = [f for f in faults if f["fault"] in ("kill", "stop", "pause")] or faults
+        first = min(stopping, key=lambda f: float(f["at"]), default=None)
+        fault_at = float(first["at"]) if first else None
+        old = str(first["target"]) if first else None
+        found = _present_ids(self.lab, ledger.prefixes(writes)) if writes else set()
+        result = ledger.report(writes, found, fault_at, old) if writes else {}
+        mode = str(db.db_block(self.lab).params["replication"])
+        result["replication"] = {"mode": mode, "fell_back_to_async": self.watch.fell_back,
+                                 "max_lag_s": self.watch.max_lag()}
+        result["failover"] = self._failover_report(fault_at)
+        return result
+
+    def _failover_report(self, fault_at: float | None) -> dict[str, Any] | None:
+        done = self.auto.result if self.auto else self.manual
+        if done is None:
+            error = self.auto.error if self.auto else None
+            return {"mode": "auto" if self.auto else "none", "error": error} if self.auto else None
+        detected = self.auto.detected_at if self.auto else self.manual_at
+        steps = {row["step"]: row["seconds"] for row in done.steps}
+        return {
+            "mode": "auto" if self.auto else "now", **done.to_json(),
+            "detection_rule": DETECTION_RULE if self.auto else "failover run by the drill at its step time",
+            "detection_s": None if fault_at is None or detected is None else round(detected - fault_at, 3),
+            "promotion_s": round(sum(v for k, v in steps.items() if k != "re-route"), 3),
+            "reroute_s": steps.get("re-route"),
+        }
+
+    def restore(self) -> list[str]:
+        """After healing: every node back as a replica of the primary, ready for the next run."""
+        return rejoin(self.lab, progress=self.progress)
+
+
+def _present_ids(lab: Lab, prefixes: list[str]) -> set[str]:
+    primary = db.current_primary(db.states(lab))
+    if primary is None:
+        raise db.DbError("no writable primary after the drill, so the writes cannot be checked; "
+                         "run 'labctl db failover' and 'labctl db check'")
+    connection = db.connect(lab, primary.node, 10)
+    try:
+        found: set[str] = set()
+        for prefix in prefixes:
+            rows = db.run_sql(connection, "SELECT id FROM labctl.writes WHERE id LIKE %s", (f"{prefix}%",))
+            found.update(str(row["id"]) for row in rows)
+        return found
+    except mysql.connector.Error as exc:
+        raise db.DbError(f"{primary.node.name}: reading the writes back failed: {exc.msg or exc}") from exc
+    finally:
+        connection.close()
+
+
+def for_lab(lab_name: str, progress: Progress) -> DbDrill | None:
+    """The db part of a drill, for labs with a db block; None for the others."""
+    lab = running_lab(lab_name)
+    if not any(block.kind == "db" for block in lab.blocks.values()):
+        return None
+    return DbDrill(lab, progress)
