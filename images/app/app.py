@@ -3,7 +3,9 @@
 Every response names the instance that served it (X-Served-By header and JSON body).
 Endpoints: / , /health, /work?ms=N (burn CPU), /sleep?ms=N (wait), and switches for
 drills: POST /_chaos/slow?ms=N, /_chaos/fail?percent=P, /_chaos/unhealthy,
-/_chaos/reset, GET /_chaos. Standard library only.
+/_chaos/reset, GET /_chaos. With DB_WRITER set, also POST /write?id=ID, GET /read/<id>
+and GET /read/<id>?primary=1 (see appdb.py; those need PyMySQL, the rest is standard
+library only). The chaos switches apply to the DB endpoints too.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import socketserver
 import sys
 import time
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
+
+import appdb
 
 INSTANCE = os.environ.get("INSTANCE") or socket.gethostname()
 PORT = int(os.environ.get("PORT", "8000"))
@@ -66,12 +70,14 @@ class Handler(BaseHTTPRequestHandler):
         if LOG_REQUESTS:
             sys.stderr.write(f"{INSTANCE} {self.address_string()} {format % args}\n")
 
-    def reply(self, status: int, body: dict[str, object]) -> None:
+    def reply(self, status: int, body: dict[str, object], db_node: str = "") -> None:
         data = (json.dumps({"served_by": INSTANCE, **body}) + "\n").encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Served-By", INSTANCE)
+        if db_node:
+            self.send_header("X-DB-Node", db_node)
         self.end_headers()
         self.wfile.write(data)
 
@@ -86,14 +92,20 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_chaos":
             self.reply(200, {"chaos": state})
             return
-        self.normal_request(url.path, query, state)
+        self.normal_request(unquote(url.path), query, state)
 
     def normal_request(self, path: str, query: dict[str, list[str]], state: dict[str, object]) -> None:
         slow_ms = float(state["slow_ms"])  # type: ignore[arg-type]
         if slow_ms:
             time.sleep(slow_ms / 1000.0)
         if random.uniform(0, 100) < float(state["fail_percent"]):  # type: ignore[arg-type]
-            self.reply(500, {"path": path, "error": "failing on purpose (/_chaos/fail)"})
+            # outcome: nothing reached the database, so a write here is known to have failed.
+            self.reply(500, {"path": path, "error": "failing on purpose (/_chaos/fail)", "outcome": "failed"})
+            return
+        if path == "/write" or path.startswith("/read/"):
+            answer = appdb.handle(self.command, path, query, INSTANCE)
+            self.reply(answer.status, {**answer.body, "db_node": answer.node} if answer.node else answer.body,
+                       answer.node)
             return
         if path == "/work":
             burn_cpu(number(query, "ms", 10))
@@ -117,7 +129,7 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/_chaos/reset":
             state = dict(DEFAULT_STATE)
         else:
-            self.normal_request(url.path, query, state)
+            self.normal_request(unquote(url.path), query, state)
             return
         write_state(state)
         self.reply(200, {"chaos": state})

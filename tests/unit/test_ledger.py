@@ -1,0 +1,133 @@
+"""The lost-write ledger: reading recorded ledger files, classifying them against the ids
+on the final primary, and the outcome each HTTP answer maps to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl import ledger
+from labctl.ledger import ACK, FAILED, UNKNOWN, LedgerError, Write
+
+DATA = Path(__file__).parent / "ledger"
+RUN = "20261125-060000-drill"
+
+
+def known_lost() -> tuple[list[Write], set[str]]:
+    folder = DATA / "known-lost"
+    present = set((folder / "present.txt").read_text().split())
+    return ledger.read_ledger(folder), present
+
+
+def ids(*suffixes: str) -> list[str]:
+    return sorted(f"{RUN}-{s}" for s in suffixes)
+
+
+def test_reads_every_process_file_and_skips_a_last_line_cut_short() -> None:
+    writes, _ = known_lost()
+    assert len(writes) == 12
+    assert [w.sent for w in writes] == sorted(w.sent for w in writes)
+    assert {w.id for w in writes} == set(ids(*(f"p101-{i}" for i in range(1, 8)), *(f"p102-{i}" for i in range(1, 6))))
+
+
+def test_known_lost_write_case() -> None:
+    writes, present = known_lost()
+    result = ledger.classify(writes, present)
+    assert result.lost == ids("p101-3", "p102-2")
+    assert result.recovered == ids("p101-4")
+    assert result.unexpected == ids("p103-1")  # the earlier run's row is not counted
+    assert result.failed_present == []
+    assert (result.count(ACK), result.count(FAILED), result.count(UNKNOWN)) == (8, 2, 2)
+
+
+def test_report_has_the_drill_json_shape() -> None:
+    writes, present = known_lost()
+    report = ledger.report(writes, present, fault_at=1000.0)
+    assert report["writes"] == {"attempted": 12, "acknowledged": 8, "failed": 2, "unknown": 2, "lost": 2,
+                                "recovered": 1, "unexpected": 1, "failed_present": 0}
+    assert report["ids"]["lost"] == ids("p101-3", "p102-2")
+    assert report["rpo_writes"] == 2
+    assert report["rpo"] == {"writes": 2, "span_s": 0.05, "first_ack": 999.91, "last_ack": 999.96}
+    assert report["rto_s"] == 6.1
+    assert report["write_error_window"] == {"start": 999.98, "end": 1009.98, "duration_s": 10.0, "writes": 4}
+    assert report["stale_reads"] == {"reads": 6, "stale": 1}
+    assert report["id_prefixes"] == [f"{RUN}-"]
+    json.dumps(report)  # drill.json must be able to hold it
+
+
+def test_rto_can_require_the_ack_to_come_from_another_node() -> None:
+    writes, _ = known_lost()
+    assert ledger.rto(writes, 1000.0) == 6.1  # p102-4, acknowledged by the old primary db1
+    assert ledger.rto(writes, 1000.0, old_node="db1") == 6.25
+    assert ledger.rto(writes, 2000.0) is None
+
+
+def test_nothing_lost_when_every_ack_is_present() -> None:
+    writes, present = known_lost()
+    everything = present | {w.id for w in writes if w.outcome == ACK}
+    report = ledger.report(writes, everything)
+    assert (report["writes"]["lost"], report["rpo_writes"], report["rto_s"]) == (0, 0, None)
+    assert report["rpo"]["span_s"] == 0.0
+
+
+def write(seq: int, outcome: str, sent: float = 1.0) -> Write:
+    return Write(id=ledger.write_id(RUN, 7, seq), run=RUN, sent=sent, done=sent + 0.01, status=0, outcome=outcome)
+
+
+def test_recovered_unexpected_and_failed_present() -> None:
+    writes = [write(1, UNKNOWN), write(2, UNKNOWN), write(3, FAILED), write(4, ACK)]
+    present = {writes[0].id, writes[2].id, writes[3].id, ledger.write_id(RUN, 8, 1), "other-run-p1-1"}
+    result = ledger.classify(writes, present)
+    assert result.recovered == [writes[0].id]
+    assert result.unexpected == [ledger.write_id(RUN, 8, 1)]
+    assert result.failed_present == [writes[2].id]  # told "failed", yet committed: an outcome that lied
+    assert result.lost == []
+
+
+def test_no_bad_writes_means_no_error_window() -> None:
+    assert ledger.error_window([write(1, ACK), write(2, ACK, 2.0)]) is None
+
+
+def test_empty_ledger_classifies_nothing_as_unexpected() -> None:
+    assert ledger.classify([], {"anything"}).unexpected == []
+
+
+@pytest.mark.parametrize(("status", "app_outcome", "refused", "expected"), [
+    (200, "ack", False, ACK),
+    (200, None, False, ACK),
+    (0, None, True, FAILED),          # connection to the app refused: nothing sent
+    (0, None, False, UNKNOWN),        # timeout or dropped connection: it may have landed
+    (503, "failed", False, FAILED),   # the app could not reach the database
+    (504, "unknown", False, UNKNOWN),  # COMMIT sent, no answer
+    (500, "failed", False, FAILED),   # the app's chaos fail switch, before any DB work
+    (409, "duplicate", False, UNKNOWN),  # the id is there, but not necessarily by this write
+    (400, "failed", False, FAILED),
+    (405, None, False, FAILED),
+    (502, None, False, UNKNOWN),      # a proxy's error: it may have forwarded the request
+    (503, None, False, UNKNOWN),
+])
+def test_write_outcome(status: int, app_outcome: str | None, refused: bool, expected: str) -> None:
+    assert ledger.write_outcome(status, app_outcome, refused) == expected
+
+
+def test_write_ids_are_unique_and_fit_the_column() -> None:
+    long_run = "x" * 80 + "/odd run"
+    made = {ledger.write_id(long_run, 4194304, n) for n in range(1000)}
+    assert len(made) == 1000
+    assert all(len(i) <= 64 and i.startswith(ledger.run_prefix(long_run)) for i in made)
+    assert ledger.write_id(long_run, 4194304, 99_999_999).startswith(ledger.run_prefix(long_run))
+    assert len(ledger.write_id(long_run, 4194304, 99_999_999)) <= 64
+
+
+def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "ledger-1.jsonl").write_text('{"id": "a", "run": "r", "sent": 1, "done": 2, "status": 200, '
+                                             '"outcome": "maybe"}\n{"id": "b"}\n')
+    with pytest.raises(LedgerError, match=r"ledger-1.jsonl:1: bad ledger line \(unknown outcome 'maybe'\)"):
+        ledger.read_ledger(tmp_path)
+
+
+def test_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="no write ledger"):
+        ledger.read_ledger(tmp_path)
