@@ -118,7 +118,9 @@ def revert(lab: str, fault: Fault) -> None:
     import docker.errors
 
     for command in fault.revert:
-        with contextlib.suppress(docker.errors.NotFound):
+        # A target restarted since (or still down) has a fresh network namespace with nothing to undo.
+        network = (docker.errors.ContainerError, docker.errors.APIError) if command[0] == "netns" else ()
+        with contextlib.suppress(docker.errors.NotFound, *network):
             _run_revert(fault.container, command)
     fault.reverted_at = time.time()
     _journal(lab, "revert", fault)
