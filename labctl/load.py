@@ -10,6 +10,7 @@ import resource
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,6 +135,9 @@ def _environment(run_dir: Path, options: LoadOptions) -> dict[str, str]:
     return {
         **os.environ,
         "LABCTL_SAMPLES_DIR": str(run_dir),
+        # Drills run several loads into folders of the same name (before/main/after): the
+        # ids a DB load writes must not collide with an earlier run's rows.
+        "LABCTL_RUN_ID": f"{run_dir.parent.name[:15]}{run_dir.name[:4]}{uuid.uuid4().hex[:6]}",
         "LABCTL_PATH": options.path,
         "LABCTL_RATE": str(options.rate or 0),
         "LABCTL_PROCESSES": str(options.processes),

@@ -101,11 +101,15 @@ class Pool:
             conn = pymysql.connect(
                 host=self.host, port=self.port, user=os.environ.get("DB_USER", ""),
                 password=os.environ.get("DB_PASSWORD", ""), database=os.environ.get("DB_NAME", "labctl"),
-                connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S, write_timeout=READ_TIMEOUT_S,
+                connect_timeout=CONNECT_TIMEOUT_S, read_timeout=CONNECT_TIMEOUT_S, write_timeout=CONNECT_TIMEOUT_S,
                 autocommit=True, charset="utf8mb4")
             with conn.cursor() as cursor:
                 cursor.execute("SELECT @@hostname")
                 node = str(cursor.fetchone()[0])
+            # The handshake gets the connect timeout: through HAProxy, a connection routed to a
+            # server that just died hangs in the handshake, and that must fail as fast as a
+            # refused connect would. Queries then get the longer read timeout.
+            conn._read_timeout = conn._write_timeout = READ_TIMEOUT_S
         except _errors() as exc:
             raise DbError(FAILED, f"connect {self.address}", exc) from exc
         return Link(conn, node)
