@@ -25,7 +25,10 @@ def check(lab: Lab) -> dict[str, Any]:
     for state in reachable:
         if state.replica:
             _catch_up(lab, state.node, primary.gtid_executed)
-    rows = [_node_row(lab, state.node, kind) for state in reachable]
+    # The primary is read last: it keeps writing heartbeats, so its GTID set read after the
+    # replicas' covers everything they can have applied.
+    ordered = sorted(reachable, key=lambda s: s.node == primary.node)
+    rows = sorted((_node_row(lab, state.node, kind) for state in ordered), key=lambda r: str(r["node"]))
     reference = next(r for r in rows if r["node"] == primary.node.name)
     for row in rows:
         row["errant_gtids"] = kind.errant(row.pop("gtid_state"), reference["gtid_state_ref"])

@@ -60,9 +60,10 @@ def failover(lab: Lab, to: str | None = None, progress: Progress = lambda _: Non
     steps = _Steps(progress)
     found = db.states(lab)
     old = db.current_primary(found)
+    # Every check comes before the first change: a refused failover leaves the lab as it was.
+    candidates = _candidates(lab, found, to)
     if old is not None:
         steps.run("fence", lambda: _fence(lab, old.node))
-    candidates = _candidates(lab, found, to)
     if old is not None:
         steps.run("catch up", lambda: _catch_up_with(lab, old, candidates))
     steps.run("apply relay logs", lambda: _apply_relay_logs(lab, candidates))
