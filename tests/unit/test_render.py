@@ -14,7 +14,8 @@ from labctl.overrides import parse_overrides
 from labctl.render import render_files, render_lab
 
 GOLDEN = Path(__file__).parent / "golden"
-IMAGES = {"app": "labctl/app:local", "nginx": "labctl/nginx:local", "haproxy": "labctl/haproxy:local"}
+IMAGES = {"app": "labctl/app:local", "nginx": "labctl/nginx:local", "haproxy": "labctl/haproxy:local",
+          "mysql": "labctl/mysql:local", "mariadb": "labctl/mariadb:local"}
 
 
 @pytest.mark.parametrize("name", list_lab_names())
