@@ -152,10 +152,19 @@ def _upstream_needs(roles: Iterable[str]) -> list[str]:
     return sorted({APP_UPSTREAM_BASE if r == "app" else UPSTREAM[r] for r in roles})
 
 
+LOCAL_ONLY = ("mysql", "mariadb")
+
+
 def resolve_profile(requested: str | None, roles: Sequence[str]) -> tuple[str, str]:
     """(profile, reason): the requested one, else upstream when its images are here or pullable."""
+    needs_local = sorted(set(roles) & set(LOCAL_ONLY))
+    if requested == "upstream" and needs_local:
+        raise UsageError(f"the {', '.join(needs_local)} nodes of this lab need the local profile's images "
+                         "(they carry the health agent HAProxy's writer check asks); use --profile local")
     if requested:
         return check_profile(requested), "asked for with --profile"
+    if needs_local:
+        return "local", f"{', '.join(needs_local)} nodes run on the local images (their health agent)"
     for ref in _upstream_needs(roles):
         if _image(ref) is None and not _try_pull(ref):
             return "local", f"{ref} is not here and cannot be pulled; building from Debian packages"

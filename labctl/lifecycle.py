@@ -94,6 +94,8 @@ def prepare_images(lab: Lab, requested: str | None, progress: Progress) -> tuple
 
 def render(lab: Lab, profile: str | None = None, progress: Progress = _quiet) -> RenderedLab:
     """Render a lab into compose/<lab>/ with the image names of the chosen profile."""
+    if profile:
+        images.resolve_profile(profile, required_roles(lab))  # refuses a profile the lab cannot run on
     chosen = profile or "local"
     refs = {role: images.image_ref(role, chosen) for role in required_roles(lab)}
     return render_lab(lab, refs)
