@@ -101,16 +101,22 @@ class Lab:
                 found[name] = (block, port)
         return found
 
-    def endpoint_urls(self, only: Block | None = None, node: int = 0) -> dict[str, str]:
-        """Published endpoint name -> URL on the bind address (of one block, if given; of its
-        `node`-th node for a db block, whose nodes publish consecutive ports)."""
+    def endpoint_urls(self, only: Block | None = None, node: int | None = None) -> dict[str, str]:
+        """Published endpoint name -> URL on the bind address (of one block, if given). A db
+        block's nodes publish consecutive ports: each is listed under its node's name (only
+        the `node`-th when given)."""
         urls = {}
         for name, (block, base) in self.endpoints().items():
-            port = base + node
-            if only is None or block is only:
-                suffix = "/stats" if name == "stats" and block.kind == "haproxy" else ""
-                scheme = "mysql" if name in ("mysql", "writer", "reader") else "http"
-                urls[name] = f"{scheme}://{self.bind}:{port}{suffix}"
+            if only is not None and block is not only:
+                continue
+            suffix = "/stats" if name == "stats" and block.kind == "haproxy" else ""
+            scheme = "mysql" if name in ("mysql", "writer", "reader") else "http"
+            if block.kind != "db":
+                urls[name] = f"{scheme}://{self.bind}:{base}{suffix}"
+                continue
+            for index, instance in enumerate(block.instances()):
+                if node is None or node == index:
+                    urls[instance] = f"{scheme}://{self.bind}:{base + index}"
         return urls
 
 
