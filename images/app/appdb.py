@@ -10,6 +10,7 @@ committed, "unknown" when the COMMIT was sent and its answer never came.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -65,10 +66,8 @@ class Link:
     node: str
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already broken: closing is best effort
             self.conn.close()
-        except Exception:  # already broken: closing is best effort
-            pass
 
 
 def _errors() -> tuple[type[BaseException], ...]:
