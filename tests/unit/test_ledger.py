@@ -72,6 +72,27 @@ def test_nothing_lost_when_every_ack_is_present() -> None:
     assert report["rpo"]["span_s"] == 0.0
 
 
+def test_recorded_async_kill_loses_exactly_the_unreplicated_acks() -> None:
+    # Recorded on real MySQL 9.7 (record-async-kill.sh): async replication, the replica's IO
+    # thread stopped under write load, the primary killed 2 s later; present.txt is the replica.
+    folder = DATA / "mysql-async-kill"
+    events = json.loads((folder / "events.json").read_text())
+    stopped, killed = events["replica_io_stopped_at"], events["primary_killed_at"]
+    writes = ledger.read_ledger(folder)
+    present = set((folder / "present.txt").read_text().split())
+    result = ledger.classify(writes, present)
+    acks = [w for w in writes if w.outcome == ACK]
+    assert all(w.id not in result.lost for w in acks if w.done < stopped)
+    assert all(w.id in result.lost for w in acks if w.sent > stopped)
+    assert all(w.outcome == FAILED for w in writes if w.sent > killed + 0.1)
+    report = ledger.report(writes, present, fault_at=killed)
+    assert report["writes"] == {"attempted": 280, "acknowledged": 232, "failed": 48, "unknown": 0, "lost": 79,
+                                "recovered": 0, "unexpected": 0, "failed_present": 0}
+    assert (report["rpo_writes"], report["rpo"]["span_s"], report["rto_s"]) == (79, 2.012, None)
+    assert report["stale_reads"] == {"reads": 232, "stale": 83}
+    assert len(report["ids"]["lost"]) == ledger.MAX_LISTED_IDS
+
+
 def write(seq: int, outcome: str, sent: float = 1.0) -> Write:
     return Write(id=ledger.write_id(RUN, 7, seq), run=RUN, sent=sent, done=sent + 0.01, status=0, outcome=outcome)
 
