@@ -57,19 +57,20 @@ def remove_lab(lab: str) -> None:
 
 @dataclass
 class Stack:
-    """One database, the app in front of it, and how to reach both."""
+    """A database, a standby (same schema, no replication), the app, and how to reach them."""
 
     flavor: str
     lab: str
     db: Any
+    standby: Any
     app: Any
     url: str
 
-    def sql(self, statement: str) -> str:
+    def sql(self, statement: str, on: Any = None) -> str:
         client = FLAVORS[self.flavor][2]
         # MYSQL_PWD rather than -p: mysql warns about a password on the command line.
-        result = self.db.exec_run([client, "-h127.0.0.1", "-uroot", "-N", "-B", "labctl", "-e", statement],
-                                  environment={"MYSQL_PWD": ROOT_PASSWORD})
+        result = (on or self.db).exec_run([client, "-h127.0.0.1", "-uroot", "-N", "-B", "labctl", "-e", statement],
+                                          environment={"MYSQL_PWD": ROOT_PASSWORD})
         assert result.exit_code == 0, result.output.decode()
         return str(result.output.decode()).strip()
 
@@ -127,18 +128,20 @@ def stack(request: pytest.FixtureRequest, app_image: str) -> Iterator[Stack]:
     request.addfinalizer(lambda: remove_lab(lab))
     client = docker_client()
     client.networks.create(lab, labels=labels(lab))
-    db = client.containers.run(
-        image, [server, "--log-bin=binlog", "--server-id=1"], name=f"{lab}-db", hostname=f"{flavor}-primary",
-        network=lab, labels=labels(lab), detach=True,
-        environment={"MYSQL_ROOT_PASSWORD": ROOT_PASSWORD, "MYSQL_DATABASE": "labctl", "MYSQL_USER": "app",
-                     "MYSQL_PASSWORD": APP_PASSWORD})
-    app, url = start_app(lab, app_image, {"DB_WRITER": f"{lab}-db:3306", "DB_READERS": f"{lab}-db:3306",
+    environment = {"MYSQL_ROOT_PASSWORD": ROOT_PASSWORD, "MYSQL_DATABASE": "labctl", "MYSQL_USER": "app",
+                   "MYSQL_PASSWORD": APP_PASSWORD}
+    db, standby = (client.containers.run(
+        image, [server, "--log-bin=binlog", f"--server-id={n}"], name=f"{lab}-{name}", hostname=f"{flavor}-{name}",
+        network=lab, labels=labels(lab), detach=True, environment=environment)
+        for n, name in ((1, "primary"), (2, "standby")))
+    app, url = start_app(lab, app_image, {"DB_WRITER": f"{lab}-primary:3306", "DB_READERS": f"{lab}-primary:3306",
                                           "DB_USER": "app", "DB_PASSWORD": APP_PASSWORD,
                                           # One process, so consecutive requests share its connection pool.
                                           "WORKERS": "1"})
-    found = Stack(flavor, lab, db, app, url)
-    wait_until(lambda: found.sql("SELECT 1") == "1", 120, f"{flavor} to accept connections")
-    found.sql(TABLE)
+    found = Stack(flavor, lab, db, standby, app, url)
+    for node in (db, standby):
+        wait_until(lambda node=node: found.sql("SELECT 1", on=node) == "1", 120, f"{flavor} to accept connections")
+        found.sql(TABLE, on=node)
     yield found
 
 
@@ -232,6 +235,31 @@ def test_ledger_through_a_database_crash(stack: Stack, tmp_path: Path) -> None:
     assert report["rto_s"] is not None and report["rto_s"] > 2, report
     assert report["stale_reads"]["stale"] == 0 and report["stale_reads"]["reads"] > 20
     assert list(run_dir.glob("samples-*.csv")), "the plugin's samples are still written"
+
+
+def test_writes_follow_the_writer_endpoint_at_once(stack: Stack, app_image: str) -> None:
+    # What HAProxy's writer switch does, done with a network alias: "writer" moves from the
+    # killed primary to the standby. The pooled connection fails fast, the app reconnects
+    # within the same request, and that very request is acknowledged by the new node.
+    network = docker_client().networks.get(stack.lab)
+    network.disconnect(stack.db)
+    network.connect(stack.db, aliases=["writer"])
+    app = docker_client().containers.run(
+        app_image, name=f"{stack.lab}-app-writer", network=stack.lab, labels=labels(stack.lab), detach=True,
+        environment={"DB_WRITER": "writer:3306", "DB_USER": "app", "DB_PASSWORD": APP_PASSWORD, "WORKERS": "1"},
+        ports={"8000/tcp": ("127.0.0.1", None)})
+    app.reload()
+    url = f"http://127.0.0.1:{app.ports['8000/tcp'][0]['HostPort']}"
+    wait_until(lambda: http("POST", f"{url}/write?id=switch-1")[0] == 200, 120, "writes through the alias")
+    stack.db.kill()
+    network.disconnect(stack.standby)
+    network.connect(stack.standby, aliases=["writer"])
+    began = time.monotonic()
+    status, body, headers = http("POST", f"{url}/write?id=switch-2")
+    took = time.monotonic() - began
+    assert (status, headers["X-DB-Node"]) == (200, f"{stack.flavor}-standby"), body
+    assert took < 3, f"the first write after the switch took {took:.2f} s"
+    print(f"{stack.flavor}: first write after the writer switch acknowledged in {took * 1000:.0f} ms")
 
 
 def test_no_database_configured(app_image: str) -> None:
