@@ -72,8 +72,8 @@ class DbWriteUser(FastHttpUser):
     """Writes unique ids back to back, reading each acknowledged one back from a replica."""
 
     wait_time = constant(0)
-    # Above the app's own DB timeouts (1 s connect, 5 s read), so the app speaks first.
-    network_timeout = 10.0
+    # Above the app's own DB timeouts (1 s connect, 5 s per read), so the app speaks first.
+    network_timeout = 20.0
     connection_timeout = 2.0
 
     @task

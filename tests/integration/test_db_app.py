@@ -271,5 +271,13 @@ def test_no_database_configured(app_image: str) -> None:
         status, body, _ = http("POST", f"{url}/write?id=a")
         assert (status, body["outcome"]) == (503, "failed") and "no database configured" in body["error"]
         assert http("GET", f"{url}/work?ms=1")[0] == 200
+        # The chaos switches still work, and apply to the DB endpoints too.
+        assert http("POST", f"{url}/_chaos/fail?percent=100")[0] == 200
+        status, body, _ = http("POST", f"{url}/write?id=a")
+        assert (status, body["outcome"]) == (500, "failed")
+        assert http("GET", f"{url}/")[0] == 500
+        http("POST", f"{url}/_chaos/reset")
+        http("POST", f"{url}/_chaos/unhealthy")
+        assert http("GET", f"{url}/health")[0] == 503
     finally:
         remove_lab(lab)
