@@ -44,7 +44,9 @@ SEMISYNC_OFF = {"mysql": "SET GLOBAL rpl_semi_sync_source_enabled = 0",
 
 
 def labels(lab: str) -> dict[str, str]:
-    return {"io.labctl.managed": "true", "io.labctl.lab": lab}
+    # Not io.labctl.managed: `labctl down --all` (other tests' teardown on this shared engine)
+    # removes every managed container, and these are this test's alone.
+    return {"io.labctl.lab": lab}
 
 
 def remove_lab(lab: str) -> None:
@@ -103,7 +105,7 @@ def wait_until(check: Any, seconds: float, what: str) -> None:
 def app_image() -> str:
     stream = docker_client().api.build(path=str(REPO / "images" / "app"), dockerfile="Dockerfile.app.local",
                                        tag=APP_IMAGE, rm=True, forcerm=True, decode=True,
-                                       labels={"io.labctl.managed": "true", "io.labctl.lab": LAB})
+                                       labels={"io.labctl.lab": LAB})
     errors = [chunk["error"] for chunk in stream if "error" in chunk]
     assert not errors, errors
     return APP_IMAGE
