@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -205,14 +207,15 @@ def test_stopped_database_fails_then_reconnects(stack: Stack) -> None:
     assert "stopped-1" not in stack.ids()
 
 
-def run_locust(url: str, folder: Path, seconds: int) -> subprocess.Popen[bytes]:
+def run_locust(url: str, folder: Path, seconds: int, users: int = 4,
+               extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     locustfile = folder / "locustfile.py"
     locustfile.write_text("from labctl.loadgen.db_user import DbWriteUser  # noqa: F401\n")
     plugin = REPO / "labctl" / "loadgen" / "plugin.py"
     argv = [sys.executable, "-m", "locust", "-f", f"{plugin},{locustfile}", "--host", url, "--headless",
-            "--only-summary", "-u", "4", "-r", "4", "-t", f"{seconds}s", "--stop-timeout", "2",
+            "--only-summary", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "2",
             "--exit-code-on-error", "0", "--loglevel", "WARNING"]
-    env = {**os.environ, "LABCTL_SAMPLES_DIR": str(folder)}
+    env = {**os.environ, "LABCTL_SAMPLES_DIR": str(folder), **(extra_env or {})}
     with open(folder / "locust.log", "w", encoding="utf-8") as log:
         return subprocess.Popen(argv, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
 
@@ -262,6 +265,46 @@ def test_writes_follow_the_writer_endpoint_at_once(stack: Stack, app_image: str)
     assert (status, headers["X-DB-Node"]) == (200, f"{stack.flavor}-standby"), body
     assert took < 3, f"the first write after the switch took {took:.2f} s"
     print(f"{stack.flavor}: first write after the writer switch acknowledged in {took * 1000:.0f} ms")
+
+
+def serve(behaviour: str) -> tuple[socket.socket, str]:
+    """A listening socket that, per connection, never answers ("silent") or reads the
+    request and hangs up ("hangup"); "refused" closes the socket so connecting is refused."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    if behaviour == "refused":
+        listener.close()
+        return listener, url
+
+    def accept() -> None:
+        held = []
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            if behaviour == "hangup":
+                conn.close()
+            else:
+                held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, url
+
+
+@pytest.mark.parametrize(("behaviour", "outcome"), [("refused", "failed"), ("silent", "unknown"),
+                                                    ("hangup", "unknown")])
+def test_client_side_outcomes(tmp_path: Path, behaviour: str, outcome: str) -> None:
+    # Refused: nothing was sent. A timeout or a dropped connection: it may have landed.
+    listener, url = serve(behaviour)
+    try:
+        locust = run_locust(url, tmp_path, 3, users=1, extra_env={"LABCTL_DB_TIMEOUT": "1"})
+        assert locust.wait(timeout=60) == 0, (tmp_path / "locust.log").read_text()
+    finally:
+        listener.close()
+    writes = ledger.read_ledger(tmp_path)
+    assert writes and {w.outcome for w in writes} == {outcome}, writes[:3]
 
 
 def test_no_database_configured(app_image: str) -> None:
