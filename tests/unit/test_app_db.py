@@ -88,6 +88,8 @@ class FakeConn:
 
 @pytest.fixture()
 def appdb(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, dict[str, Server]]]:
+    # No __pycache__ in images/app: the image's inputs digest covers every file there.
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     spec = importlib.util.spec_from_file_location("appdb_under_test", APPDB)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
