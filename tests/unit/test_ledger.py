@@ -91,6 +91,24 @@ def test_recorded_async_kill_loses_exactly_the_unreplicated_acks() -> None:
     assert (report["rpo_writes"], report["rpo"]["span_s"], report["rto_s"]) == (79, 2.012, None)
     assert report["stale_reads"] == {"reads": 232, "stale": 83}
     assert len(report["ids"]["lost"]) == ledger.MAX_LISTED_IDS
+    assert ledger.describe(report) == [
+        "writes: 232 acknowledged, 48 failed, 0 unknown (of 280)",
+        "checked against the final primary: 79 lost, 0 recovered, 0 unexpected",
+        "RPO: 79 acknowledged writes lost, acknowledged within 2.012 s",
+        "RTO: no write was acknowledged after the fault",
+        "write errors: 48 over 5.695 s",
+        "stale reads: 83 of 232 read-backs after an ack",
+    ]
+
+
+def test_describe_rto_and_a_lying_outcome() -> None:
+    writes, present = known_lost()
+    lines = ledger.describe(ledger.report(writes, present, fault_at=1000.0))
+    assert "RTO: 6.100 s from the fault to the first acknowledged write sent after it" in lines
+    assert "RTO: no fault time given" in ledger.describe(ledger.report(writes, present))
+    told_failed = {w.id for w in writes if w.outcome == FAILED}
+    lines = ledger.describe(ledger.report(writes, present | told_failed))
+    assert "warning: 2 writes reported failed are present: an outcome was wrong" in lines
 
 
 def write(seq: int, outcome: str, sent: float = 1.0) -> Write:
