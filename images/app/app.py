@@ -10,6 +10,7 @@ library only). The chaos switches apply to the DB endpoints too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -163,10 +164,8 @@ def main() -> None:
 
     def stop(*_: object) -> None:
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
