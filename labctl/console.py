@@ -210,7 +210,8 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
         out.print(f"steady state did not hold before the fault: error rate {before['error_rate']}, "
                   f"p95 {before['p95_ms']} ms (bound {before['bound']})")
     out.print(f"requests {report['requests']}, failed {report['failures']}, error window "
-              f"{report['error_window_s']} s, recovery {report['recovery_s']} s")
+              f"{report['error_window_s']} s, detection {report.get('detection_s', 0.0)} s, "
+              f"recovery {report['recovery_s']} s")
     for fault in report["faults"]:
         out.print(f"  t={fault['at_s']}s {fault['fault']} {fault['target']} (reverted at {fault['reverted_at_s']}s)")
     table = Table(title="expectations", title_justify="left")

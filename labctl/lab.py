@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import paths
+from labctl.dnslab import dns_problems
 from labctl.errors import LabConfigError, LabNotFoundError, Problem
 from labctl.overrides import Override, apply_overrides, override_for
 from labctl.schema import (
@@ -182,6 +183,7 @@ def _reference_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPa
         if block["kind"] not in LB_KINDS:
             continue
         found.extend(_backend_problems(name, block, blocks, apps))
+    found.extend(dns_problems(blocks))
     found.extend(_publish_problems(blocks))
     return found
 

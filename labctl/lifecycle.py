@@ -79,7 +79,11 @@ def _overall_state(services: list[inventory.ServiceState]) -> str:
 
 def required_roles(lab: Lab) -> list[str]:
     """The image roles a lab needs."""
-    return sorted({"app" if b.kind == "app" else b.kind for b in lab.blocks.values()})
+    return sorted({_ROLE_OF_KIND.get(b.kind, b.kind) for b in lab.blocks.values()})
+
+
+# Kinds that run on another kind's image (the in-lab client ships in the dns image).
+_ROLE_OF_KIND = {"client": "dns"}
 
 
 def prepare_images(lab: Lab, requested: str | None, progress: Progress) -> tuple[str, str, dict[str, str]]:

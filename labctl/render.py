@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from labctl import paths
+from labctl import dnslab, paths
 from labctl.errors import LabctlError
 from labctl.lab import Lab
 
@@ -19,6 +20,7 @@ from labctl.lab import Lab
 CONFIG_FILES: dict[str, tuple[str, ...]] = {
     "nginx": ("nginx.conf",),
     "haproxy": ("haproxy.cfg",),
+    "dns": ("named.conf", "db.zone"),
 }
 STATE_FILE = "labctl-lab.json"
 
@@ -38,7 +40,7 @@ class RenderedLab:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(paths.templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -46,6 +48,14 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["seconds"] = _seconds
+    return env
+
+
+def _seconds(duration: str) -> str:
+    """A schema duration ('500ms', '2s', '1m') as seconds for programs that take a number."""
+    number, unit = re.fullmatch(r"([0-9]+)(ms|s|m)", duration).groups()  # type: ignore[union-attr]
+    return f"{int(number) * {'ms': 0.001, 's': 1, 'm': 60}[unit]:g}"
 
 
 def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
@@ -56,6 +66,8 @@ def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
         "project": lab.project,
         "images": images,
         "lab_file": f"labs/{lab.name}/lab.yaml",
+        "addresses": dnslab.fixed_addresses(lab),
+        "dns": dnslab,
     }
     try:
         compose = env.get_template("compose.yaml.j2").render(context)
