@@ -83,8 +83,10 @@ def show_up(result: UpResult) -> None:
     for name, url in result.endpoints.items():
         out.print(f"  {name:8} {url}")
     out.print(f"  compose  {result.rendered.compose_file}")
-    out.print(f"next: curl -si {next(iter(result.endpoints.values()), '')} | grep X-Served-By;"
-              f" labctl status {lab.name}; labctl guide {lab.name}; labctl down {lab.name}")
+    first = next(iter(result.endpoints.values()), "")
+    # A lab without a published endpoint (lb-dns) is loaded from inside: there is nothing to curl.
+    look = f"curl -si {first} | grep X-Served-By" if first else f"labctl load {lab.name} --duration 10s"
+    out.print(f"next: {look}; labctl status {lab.name}; labctl guide {lab.name}; labctl down {lab.name}")
 
 
 def status_table(status: LabStatus) -> Table:
@@ -222,3 +224,18 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
         table.add_row(e["name"], str(e["expected"]), str(e["observed"]), ok)
     out.print(table)
     out.print(f"report: {run_dir / 'report.md'} (drill.json, drill.png)")
+
+
+def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """`labctl compare`: one row per lab, the same drill and the same load."""
+    from labctl.compare import COLUMNS, cell
+
+    table = Table(title=title, title_justify="left")
+    for heading in COLUMNS.values():
+        table.add_column(heading, justify="left" if heading in ("lab", "verdict", "load from") else "right")
+    for row in rows:
+        cells = [cell(row, key) for key in COLUMNS]
+        style = _VERDICT_STYLE.get(row["verdict"], "")
+        cells[1] = f"[{style}]{cells[1]}[/{style}]"
+        table.add_row(*cells)
+    return table

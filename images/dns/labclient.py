@@ -56,7 +56,11 @@ def query(name: str, server: str = SERVER, timeout: float = 1.0) -> tuple[list[s
         while True:
             data, _ = sock.recvfrom(4096)
             if struct.unpack("!H", data[:2])[0] == qid:
-                break
+                return parse_answer(data, name)
+
+
+def parse_answer(data: bytes, name: str) -> tuple[list[str], int]:
+    """Addresses (in the answer's order) and the smallest TTL of a DNS response's A records."""
     _, flags, qdcount, ancount, _, _ = struct.unpack("!HHHHHH", data[:12])
     if flags & 0x000F:
         raise OSError(f"DNS error rcode {flags & 0x000F} for {name}")
