@@ -105,8 +105,9 @@ class Output:
 class StubClient:
     """One client host: a TTL-honouring answer cache and one keep-alive connection."""
 
-    def __init__(self, number: int, out: Output, path: str) -> None:
+    def __init__(self, number: int, clients: int, out: Output, path: str) -> None:
         self.number = number
+        self.clients = clients
         self.out = out
         self.path = path
         self.addresses: list[str] = []
@@ -120,8 +121,9 @@ class StubClient:
             try:
                 self.addresses, ttl = query(NAME)
                 # Clients started together would all expire together; real ones cached their
-                # answers at different times, so the first answer gets a random age.
-                self.expires = time.monotonic() + (random.uniform(0, ttl) if first else ttl)
+                # answers at different times, so the first answers' ages are spread evenly.
+                share = self.number / self.clients if first else 1.0
+                self.expires = time.monotonic() + ttl * share
                 self.out.event(f"client-{self.number} resolved {NAME} -> {' '.join(self.addresses)} ttl {ttl}")
             except OSError as exc:
                 self.out.event(f"client-{self.number} resolve failed: {exc}")
@@ -178,7 +180,7 @@ def load(clients: int, duration: float, rate: float, path: str) -> None:
     out = Output()
     until = time.monotonic() + duration
     interval = clients / rate if rate > 0 else 0.0
-    threads = [threading.Thread(target=StubClient(i + 1, out, path).run, args=(until, interval), daemon=True)
+    threads = [threading.Thread(target=StubClient(i + 1, clients, out, path).run, args=(until, interval), daemon=True)
                for i in range(clients)]
     for thread in threads:
         thread.start()
