@@ -126,8 +126,8 @@ def revert(lab: str, fault: Fault) -> None:
 
 def _run_revert(container: str, command: list[str]) -> None:
     kind, *rest = command
-    if kind == "exec-in":  # a command in another container of the lab (the dns server)
-        docker_client().containers.get(rest[0]).exec_run(rest[1:])
+    if kind == "exec-in":  # a command in another container of the lab (the dns server), in the background
+        docker_client().containers.get(rest[0]).exec_run(rest[1:], detach=True)
         return
     target = docker_client().containers.get(container)
     if kind == "start":
@@ -300,7 +300,11 @@ def _withdraw(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
                                               f"sed -i '/{marker}/d' {_ZONE} && kill -HUP 1"])
         if result.exit_code != 0:
             raise LabctlError(f"{server} has no A record for {instance} to withdraw")
-    restore = f"grep '{marker}' /etc/labctl-dns/db.zone >> {_ZONE} && kill -HUP 1"
+    # The record comes back once the replica answers again (or after 60 s): handing out the
+    # address of a server that is still starting would fail requests all over again.
+    restore = (f"line=$(grep '{marker}' /etc/labctl-dns/db.zone); "
+               f"python3 /opt/labctl/labclient.py wait $(echo \"$line\" | awk '{{print $4}}') --timeout 60; "
+               f"grep -q '{marker}' {_ZONE} || echo \"$line\" >> {_ZONE}; kill -HUP 1")
     return [["exec-in", server, "sh", "-c", restore] for server in servers]
 
 

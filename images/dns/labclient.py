@@ -7,6 +7,7 @@ keep-alive connection to that address. After a failed request it reconnects, to 
 cached address, until the cached answer expires. There is no health checking anywhere.
 
     labclient.py resolve [NAME]           print the addresses and TTL (exit 1 when none)
+    labclient.py wait ADDRESS             wait until the app there answers /health
     labclient.py load --clients N --duration S [--rate R]
 
 `load` prints one line per request on stdout, `time,latency_ms,backend,ok` (labctl's sample
@@ -189,11 +190,29 @@ def load(clients: int, duration: float, rate: float, path: str) -> None:
     sys.stdout.flush()
 
 
+def wait_healthy(address: str, timeout: float) -> bool:
+    """Wait until the app at `address` answers GET /health with 200 (False after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection(address, PORT, timeout=1.0)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return True
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     resolve = commands.add_parser("resolve")
     resolve.add_argument("name", nargs="?", default=NAME)
+    wait = commands.add_parser("wait")
+    wait.add_argument("address")
+    wait.add_argument("--timeout", type=float, default=60.0)
     run = commands.add_parser("load")
     run.add_argument("--clients", type=int, default=10)
     run.add_argument("--duration", type=float, default=30.0)
@@ -208,6 +227,8 @@ def main() -> int:
             return 1
         print(f"{args.name} ttl {ttl}: {' '.join(addresses)}")
         return 0
+    if args.command == "wait":
+        return 0 if wait_healthy(args.address, args.timeout) else 1
     load(args.clients, args.duration, args.rate, args.path)
     return 0
 
