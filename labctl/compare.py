@@ -3,6 +3,7 @@ other; one table (compare.json) and one chart (compare.png) in runs/compare/<run
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -152,16 +153,27 @@ def cell(row: dict[str, Any], key: str) -> str:
 
 
 def draw_compare(path: Path, rows: list[dict[str, Any]], title: str) -> None:
-    """compare.png: req/s, p95, failed requests and detection/recovery per lab, as bars."""
+    """compare.png: bars of req/s, p95, failed requests and detection/recovery per lab, and
+    below them each lab's failed requests per second (from its drill's timeline.csv)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    figure = plt.figure(figsize=(14, 7))
+    grid = figure.add_gridspec(2, 4)
+    _bars([figure.add_subplot(grid[0, i]) for i in range(4)], rows)
+    _failures_over_time(figure.add_subplot(grid[1, :]), rows)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _bars(axes: list[Any], rows: list[dict[str, Any]]) -> None:
     labs = [row["lab"] for row in rows]
     panels = [("rps", "req/s", "tab:blue"), ("p95_ms", "p95 ms", "tab:purple"),
               ("failed_during_fault", "failed during fault", "tab:red")]
-    figure, axes = plt.subplots(1, 4, figsize=(14, 4))
     for axis, (key, label, color) in zip(axes[:3], panels, strict=True):
         axis.bar(labs, [float(row.get(key) or 0) for row in rows], color=color)
         axis.set_title(label)
@@ -175,7 +187,16 @@ def draw_compare(path: Path, rows: list[dict[str, Any]], title: str) -> None:
     times.legend(fontsize="small")
     for axis in axes:
         axis.tick_params(axis="x", labelrotation=30, labelsize="small")
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+
+
+def _failures_over_time(axis: Any, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        timeline = Path(str(row.get("run_dir") or "")) / "main" / "timeline.csv"
+        if not row.get("run_dir") or not timeline.is_file():
+            continue
+        with open(timeline, encoding="utf-8") as handle:
+            seconds = list(csv.DictReader(handle))
+        axis.plot([int(r["second"]) for r in seconds], [int(r["failures"]) for r in seconds], label=row["lab"])
+    axis.set_xlabel("seconds since the load started (the drill's faults at the same times in every lab)")
+    axis.set_ylabel("failed requests / s")
+    axis.legend(fontsize="small", loc="upper right")
