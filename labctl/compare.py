@@ -199,4 +199,5 @@ def _failures_over_time(axis: Any, rows: list[dict[str, Any]]) -> None:
         axis.plot([int(r["second"]) for r in seconds], [int(r["failures"]) for r in seconds], label=row["lab"])
     axis.set_xlabel("seconds since the load started (the drill's faults at the same times in every lab)")
     axis.set_ylabel("failed requests / s")
-    axis.legend(fontsize="small", loc="upper right")
+    if axis.get_lines():
+        axis.legend(fontsize="small", loc="upper right")

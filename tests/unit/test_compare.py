@@ -70,8 +70,9 @@ def test_rows_from_recorded_drills() -> None:
     assert rows["lb-dns"]["generator"] == "in-lab client"
     assert rows["lb-nginx"]["generator"] == "locust"
     # The recorded runs show the lesson: only DNS round robin fails requests when a backend dies.
-    assert rows["lb-nginx"]["failed_during_fault"] == 0 and rows["lb-haproxy"]["failed_during_fault"] == 0
-    assert int(rows["lb-dns"]["failed_during_fault"]) > 0  # type: ignore[call-overload]
+    assert rows["lb-nginx"]["failed_during_fault"] == 0
+    assert int(rows["lb-dns"]["failed_during_fault"]) > int(rows["lb-haproxy"]["failed_during_fault"])  # type: ignore[call-overload]
+    assert rows["lb-haproxy"]["verdict"] == "fail" and rows["lb-haproxy"]["failures"] == 1
 
 
 def test_table_and_chart(tmp_path: Path) -> None:
