@@ -166,12 +166,16 @@ def doctor_table(checks: list[Check]) -> Table:
 def show_load(summary: dict[str, Any], run_dir: Path) -> None:
     """The end-of-run table of `labctl load`, and a loud warning when the generator was the limit."""
     latency = summary["latency_ms"]
-    table = Table(title=f"load on {summary['lab']} ({summary['model']} model)", title_justify="left")
-    for column in ("requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "load-gen CPU"):
+    # The in-lab client runs in a container: its CPU is not a child of labctl's, so not shown.
+    inlab = summary.get("generator") == "in-lab client"
+    where = "from the in-lab client, " if inlab else ""
+    table = Table(title=f"load on {summary['lab']} ({where}{summary['model']} model)", title_justify="left")
+    columns = ("requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms")
+    for column in (*columns, *(() if inlab else ("load-gen CPU",))):
         table.add_column(column, justify="right")
+    cpu = () if inlab else (f"{summary['load_gen_cpu_per_process']:.0%} per process",)
     table.add_row(str(summary["requests"]), str(summary["failures"]), f"{summary['rps']:.0f}",
-                  *(f"{latency[k]:.1f}" for k in ("p50", "p95", "p99", "max")),
-                  f"{summary['load_gen_cpu_per_process']:.0%} per process")
+                  *(f"{latency[k]:.1f}" for k in ("p50", "p95", "p99", "max")), *cpu)
     out.print(table)
     spread = Table(title="requests per backend (X-Served-By)", title_justify="left")
     for column in ("backend", "requests", "share"):
@@ -183,7 +187,8 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
         err.print("[bold red]LOAD GENERATOR BOUND:[/bold red] Locust used "
                   f"{summary['load_gen_cpu_per_process']:.0%} of a core per process; the numbers show the "
                   "generator's limit, not the lab's. Use --processes auto or --rate.")
-    out.print(f"run folder: {run_dir} (summary.json, timeline.csv, timeline.png, locust-report.html)")
+    extra = "samples-inlab.csv, client.log" if inlab else "locust-report.html"
+    out.print(f"run folder: {run_dir} (summary.json, timeline.csv, timeline.png, {extra})")
 
 
 def sweep_table(lab: str, rows: list[dict[str, Any]]) -> Table:

@@ -42,3 +42,15 @@ def start_clients(container: str, users: int, rate: float, duration_s: float, pa
     argv = client_argv(container, users, rate, duration_s, path)
     with open(run_dir / SAMPLES_FILE, "wb") as samples, open(run_dir / LOG_FILE, "wb") as log:
         return subprocess.Popen(argv, stdout=samples, stderr=log, cwd=run_dir)
+
+
+def stop_clients(lab: str) -> None:
+    """Stop the in-lab clients early: ending `docker exec` would leave them running inside."""
+    from labctl.dockerenv import docker_client
+
+    container = client_container(lab)
+    if container is None:
+        return
+    script = ("for p in /proc/[0-9]*; do [ \"${p#/proc/}\" != $$ ] && grep -q labclient.py \"$p/cmdline\" "
+              "2>/dev/null && grep -q load \"$p/cmdline\" && kill \"${p#/proc/}\"; done; true")
+    docker_client().containers.get(container).exec_run(["sh", "-c", script])

@@ -196,7 +196,9 @@ def finish_load(run: LocustRun) -> tuple[list[Sample], dict[str, Any]]:
 
 
 def stop_load(run: LocustRun) -> None:
-    """Stop Locust early (Ctrl-C, or a drill that must end)."""
+    """Stop Locust (or the in-lab clients) early (Ctrl-C, or a drill that must end)."""
+    if run.generator != "locust":
+        inlab.stop_clients(run.lab)
     if run.process.poll() is None:
         run.process.terminate()
         try:
