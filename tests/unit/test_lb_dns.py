@@ -46,6 +46,13 @@ def test_lb_dns_renders_records_with_the_ttl_and_fixed_addresses() -> None:
     assert required_roles(load_lab("lb-dns")) == ["app", "dns"]
 
 
+def test_name_and_zone_reach_the_zone_and_the_client() -> None:
+    files = render_files(load_lab("lb-dns", parse_overrides(["dns.name=web", "dns.zone=shop.test"])), IMAGES)
+    assert "web IN A 10.213.130.11 ; app-1" in files["dns/db.zone"]
+    assert 'zone "shop.test"' in files["dns/named.conf"]
+    assert "LABCTL_DNS_NAME: web.shop.test" in files["compose.yaml"]
+
+
 def test_labs_without_dns_keep_dynamic_addresses() -> None:
     compose = yaml.safe_load(render_files(load_lab("lb-nginx"), {**IMAGES, "nginx": "labctl/nginx:local"})
                              ["compose.yaml"])
