@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import paths
+from labctl.dnslab import dns_problems
 from labctl.errors import LabConfigError, LabNotFoundError, Problem
 from labctl.overrides import Override, apply_overrides, override_for
 from labctl.schema import (
@@ -207,6 +208,7 @@ def _reference_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPa
             found.extend(_backend_problems(name, block, blocks, apps + dbs if block["kind"] == "haproxy" else apps))
         if block["kind"] == "app":
             found.extend(_database_problems(name, block, blocks, dbs))
+    found.extend(dns_problems(blocks))
     found.extend(_publish_problems(blocks))
     return found
 
