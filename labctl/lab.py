@@ -280,7 +280,8 @@ def _discovery_problems(
     if target["kind"] != "app":
         return [((name, "discovery"), "discovery finds app replicas; a db block has fixed nodes")]
     if block.get("weights") is not None:
-        return [((name, "weights"), "weights need one server line per replica; with discovery the servers come from DNS")]
+        text = "weights need one server line per replica; with discovery the servers come from DNS"
+        return [((name, "weights"), text)]
     replicas = int(target.get("replicas", 1))
     if replicas > discovery["slots"]:
         return [((name, "discovery", "slots"),
