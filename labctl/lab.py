@@ -261,7 +261,9 @@ def _layer7_problems(name: str, block: dict[str, Any], apps: list[str]) -> list[
     # tcp mode forwards bytes: it never parses a request, so it has no path and no headers.
     found: list[tuple[FieldPath, str]] = []
     for key, what in (("routes", "route by path"), ("response_headers", "add headers")):
-        if block.get(key) and block.get("mode", "http") == "tcp":
+        if block.get(key) and block.get("backends") not in apps:
+            found.append(((name, key), f"a MySQL router cannot {what}: it speaks TCP, not HTTP"))
+        elif block.get(key) and block.get("mode", "http") == "tcp":
             found.append(((name, key), f"mode tcp cannot {what}: it never reads the HTTP request (use mode: http)"))
     for index, route in enumerate(block.get("routes", [])):
         if route["backends"] not in apps:

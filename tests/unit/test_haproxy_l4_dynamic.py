@@ -86,3 +86,10 @@ def test_discovery_problems() -> None:
         "with discovery the servers come from DNS"]
     assert problems_of("lb-dynamic", ["lb.discovery={}"]) == [
         "--set lb.discovery={} lb.discovery: missing required key 'slots'"]
+
+
+def test_a_mysql_router_has_no_http_features() -> None:
+    found = problems_of("db-failover", ["dblb.response_headers={X-Lb: db}", "dblb.discovery={slots: 4}"])
+    assert len(found) == 2
+    assert found[0].endswith(" dblb.response_headers: a MySQL router cannot add headers: it speaks TCP, not HTTP")
+    assert found[1].endswith(" dblb.discovery: discovery finds app replicas; a db block has fixed nodes")
