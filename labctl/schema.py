@@ -125,9 +125,38 @@ HAPROXY_SCHEMA = _block(
     "haproxy",
     {
         **_LB_COMMON,
-        "publish": _publish("http", "stats", "writer", "reader"),
+        # `l7`: a second HTTP endpoint, for a lab whose other haproxy block publishes `http`.
+        "publish": _publish("http", "stats", "writer", "reader", "l7"),
         "algorithm": {"enum": [*_ALGORITHMS, "first"]},
         "mode": {"enum": ["http", "tcp"]},
+        "routes": {
+            "type": "array",
+            "description": "a list of {path: /prefix, backends: app block} (mode http only)",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["path", "backends"],
+                "properties": {
+                    "path": {"type": "string", "pattern": r"^/[A-Za-z0-9._~/-]*$",
+                             "description": "a path prefix like /reports"},
+                    "backends": {"type": "string", "description": "the name of an app block"},
+                },
+            },
+        },
+        "response_headers": {
+            "type": "object",
+            "description": "a mapping of header name to value (mode http only)",
+            "propertyNames": {"pattern": r"^[A-Za-z0-9-]+$", "description": "a header name like X-Lb"},
+            "additionalProperties": {"type": "string", "pattern": r"^[^\s\"]+$",
+                                     "description": "a header value without spaces or quotes"},
+        },
+        "discovery": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["slots"],
+            "description": "a mapping with slots: how many servers server-template reserves",
+            "properties": {"slots": {"type": "integer", "minimum": 1, "maximum": 64}},
+        },
         "health": {
             "type": "object",
             "additionalProperties": False,
