@@ -36,10 +36,14 @@ HTTP, HTTPS = "http://127.0.0.1:8110", "https://127.0.0.1:8111"
 Row = dict[str, float]
 
 
+class Disturbed(Exception):
+    """A run that something else on the machine broke (the lab removed under it): run it again."""
+
+
 def labctl(*args: str) -> str:
     result = subprocess.run([*LABCTL, *args], cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"labctl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        raise Disturbed(f"labctl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
 
 
@@ -47,10 +51,13 @@ def up(*settings: str) -> None:
     labctl("up", LAB, *[item for setting in settings for item in ("--set", setting)])
 
 
-def load(path: str, duration: int, users: int = 50, processes: str = "2", endpoint: str = "http") -> dict[str, Any]:
+def load(path: str, duration: int, users: int = 50, processes: str = "2", endpoint: str = "http",
+         rejects: bool = False) -> dict[str, Any]:
     out = labctl("load", LAB, "--path", path, "--users", str(users), "--processes", processes,
                  "--duration", f"{duration}s", "--endpoint", endpoint, "--json")
     summary: dict[str, Any] = json.loads(out)
+    if not rejects and summary["failures"] > 0.001 * summary["requests"]:
+        raise Disturbed(f"{summary['failures']} of {summary['requests']} requests to {path} failed")
     return summary
 
 
@@ -137,7 +144,7 @@ def one_run(duration: int) -> dict[str, Row]:
     rows["cache_on"], rows["gzip_on"] = cache_run(duration), gzip_run(duration)
     rows["gzip_on"]["bytes"] = body_bytes(gzip=True)
     up("lb.rate_limit=on")
-    limited = load("/static/index.html", duration, users=10, processes="1")
+    limited = load("/static/index.html", duration, users=10, processes="1", rejects=True)
     rows["rate_limit"] = {"requests": limited["requests"], "rejected": limited["failures"],
                           "accepted": limited["requests"] - limited["failures"]}
     return rows
@@ -156,9 +163,12 @@ def main() -> None:
     ssl.create_default_context()  # fail early on a Python without ssl
     runs = []
     try:
-        for index in range(args.runs):
-            print(f"run {index + 1}/{args.runs}", file=sys.stderr)
-            runs.append(one_run(args.duration))
+        while len(runs) < args.runs:
+            print(f"run {len(runs) + 1}/{args.runs}", file=sys.stderr)
+            try:
+                runs.append(one_run(args.duration))
+            except Disturbed as exc:
+                print(f"run disturbed, running it again: {exc}", file=sys.stderr)
     finally:
         labctl("down", LAB)
     print(json.dumps({"runs": len(runs), "duration_s": args.duration, "median": medians(runs)}, indent=2))
