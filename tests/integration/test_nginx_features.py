@@ -169,3 +169,12 @@ def test_worker_processes_setting(lab: FeaturesLab) -> None:
     while workers() != 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert workers() == 3
+
+
+def test_cache_answers_while_every_backend_is_down(lab: FeaturesLab) -> None:
+    lab.up("lb.cache=on")
+    result = lab.cli.run("drill", LAB, "backends-down-cache", "--json", timeout=300)
+    report = json.loads(result.stdout)
+    assert [f["target"] for f in report["faults"]] == ["app-1", "app-2"]
+    assert report["requests"] > 100 and report["failures"] == 0, report
+    assert report["verdict"] == "pass" and result.returncode == 0
