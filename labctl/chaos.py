@@ -23,7 +23,7 @@ from labctl.doctor import supported_faults
 from labctl.errors import LabctlError, UsageError
 
 FAULTS = ("kill", "stop", "start", "restart", "pause", "unpause", "partition", "loss", "bandwidth", "latency",
-          "slow", "fail", "cpu-hog", "replica-delay")
+          "slow", "fail", "cpu-hog", "replica-delay", "withdraw")
 RULE_COMMENT = "labctl"
 HOG_PID = "/tmp/labctl-cpu-hog.pid"
 Progress = Callable[[str], None]
@@ -128,6 +128,9 @@ def revert(lab: str, fault: Fault) -> None:
 
 def _run_revert(container: str, command: list[str]) -> None:
     kind, *rest = command
+    if kind == "exec-in":  # a command in another container of the lab (the dns server), in the background
+        docker_client().containers.get(rest[0]).exec_run(rest[1:], detach=True)
+        return
     target = docker_client().containers.get(container)
     if kind == "start":
         target.start()
@@ -304,10 +307,36 @@ def _db_client(statements: list[str]) -> list[str]:
     return ["bash", "-c", f'MYSQL_PWD=$MYSQL_ROOT_PASSWORD {client} -uroot -e "{sql}"']
 
 
+def _withdraw(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    # The operator's (or a monitor's) move: take the replica's A record out of the lab's DNS
+    # server. Clients that cached it keep using it until their TTL runs out.
+    from labctl import inventory
+
+    servers = [s.container for s in inventory.service_states(lab) if s.kind == "dns" and s.state == "running"]
+    if not servers:
+        raise LabctlError(f"lab '{lab}' has no running dns block to withdraw {name} from")
+    instance = _container(name).labels.get("io.labctl.instance", name)
+    marker = f"; {instance}$"
+    for server in servers:
+        result = _container(server).exec_run(["sh", "-c", f"grep -q '{marker}' {_ZONE} && "
+                                              f"sed -i '/{marker}/d' {_ZONE} && kill -HUP 1"])
+        if result.exit_code != 0:
+            raise LabctlError(f"{server} has no A record for {instance} to withdraw")
+    # The record comes back once the replica answers again (or after 60 s): handing out the
+    # address of a server that is still starting would fail requests all over again.
+    restore = (f"line=$(grep '{marker}' /etc/labctl-dns/db.zone); "
+               f"python3 /opt/labctl/labclient.py wait $(echo \"$line\" | awk '{{print $4}}') --timeout 60; "
+               f"grep -q '{marker}' {_ZONE} || echo \"$line\" >> {_ZONE}; kill -HUP 1")
+    return [["exec-in", server, "sh", "-c", restore] for server in servers]
+
+
+_ZONE = "/var/lib/bind/db.zone"
+
+
 INJECTORS: dict[str, Callable[[str, dict[str, Any], str], list[list[str]]]] = {
     "kill": _kill, "stop": _stop, "start": _start, "restart": _restart, "pause": _pause, "unpause": _unpause,
     "partition": _partition, "loss": _loss, "bandwidth": _bandwidth, "latency": _latency, "slow": _slow,
-    "fail": _fail, "cpu-hog": _cpu_hog, "replica-delay": _replica_delay,
+    "fail": _fail, "cpu-hog": _cpu_hog, "replica-delay": _replica_delay, "withdraw": _withdraw,
 }
 
 

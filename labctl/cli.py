@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from labctl import chaos, console, drill, images, lifecycle, scaling
+from labctl import chaos, compare, console, drill, images, lifecycle, scaling
 from labctl.doctor import run_checks
 from labctl.errors import LabctlError
 from labctl.lab import list_lab_names, load_lab
@@ -305,6 +305,27 @@ def drill_cmd(lab: str, name: str | None, list_only: bool, as_json: bool) -> Non
         console.show_drill(result.report, result.run_dir)
     if result.verdict != "pass":
         sys.exit(1)
+
+
+@main.command("compare")
+@click.option("--labs", "lab_list", required=True, metavar="LAB,LAB,...", help="Labs to compare, e.g. "
+              "lb-nginx,lb-haproxy,lb-dns (each needs the drill).")
+@click.option("--drill", "drill_name", required=True, help="The drill every lab runs, e.g. kill-backend.")
+@click.option("--users", default=10, show_default=True, help="Users (connections) of the load, for every lab.")
+@click.option("--rate", type=float, default=150.0, show_default=True, help="Requests per second, for every lab.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
+def compare_cmd(lab_list: str, drill_name: str, users: int, rate: float, as_json: bool) -> None:
+    """Run the same drill with the same load against several labs and compare req/s, p95,
+    failed requests, detection and recovery (labs that were down are brought up, then down)."""
+    labs = compare.parse_labs(lab_list)
+    with console.progress(f"compare {drill_name}") as progress:
+        result = compare.run_compare(labs, drill_name, compare.LoadShape(users, rate), progress)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    title = f"{drill_name}: {users} users, {rate:g} req/s on every lab"
+    console.out.print(console.compare_table(result.rows, title))
+    console.out.print(f"run folder: {result.run_dir} (compare.json, compare.png; each lab's drill in its own run)")
 
 
 def _register_subgroups() -> None:

@@ -14,6 +14,7 @@ from labctl.db import check as db_check
 from labctl.db import failover as db_failover
 from labctl.db import rejoin as db_rejoin
 from labctl.db import status as db_status
+from labctl.db.secrets import USERS, load_secrets
 from labctl.render import running_lab
 
 
@@ -71,6 +72,15 @@ def failover_cmd(lab: str, target: str | None, as_json: bool) -> None:
     summary = result.to_json()
     console.out.print(f"{lab}: {summary['old_primary'] or 'no reachable primary'} -> {summary['new_primary']} "
                       f"in {summary['seconds']:.2f} s")
+
+
+@db_group.command("password")
+@click.argument("lab")
+@click.argument("user", type=click.Choice(USERS), default="app")
+def password_cmd(lab: str, user: str) -> None:
+    """Print one of the lab's generated database passwords (app, repl or root); labctl never
+    prints them unless asked. They live owner-only in compose/LAB/secrets/."""
+    click.echo(load_secrets(lab)[user])
 
 
 @db_group.command("rejoin")

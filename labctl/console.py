@@ -84,9 +84,10 @@ def show_up(result: UpResult) -> None:
         out.print(f"  {name:8} {url}")
     out.print(f"  compose  {result.rendered.compose_file}")
     web = next((url for name, url in result.endpoints.items() if name == "http"), "")
-    first = f"curl -si {web} | grep X-Served-By; " if web else ""
+    # A lab without a published endpoint (lb-dns) is loaded from inside: there is nothing to curl.
+    look = f"curl -si {web} | grep X-Served-By" if web else f"labctl load {lab.name} --duration 10s"
     database = f" labctl db status {lab.name};" if any(b.kind == "db" for b in lab.blocks.values()) else ""
-    out.print(f"next: {first}labctl status {lab.name};{database} labctl guide {lab.name}; labctl down {lab.name}")
+    out.print(f"next: {look}; labctl status {lab.name};{database} labctl guide {lab.name}; labctl down {lab.name}")
 
 
 def status_table(status: LabStatus) -> Table:
@@ -166,12 +167,16 @@ def doctor_table(checks: list[Check]) -> Table:
 def show_load(summary: dict[str, Any], run_dir: Path) -> None:
     """The end-of-run table of `labctl load`, and a loud warning when the generator was the limit."""
     latency = summary["latency_ms"]
-    table = Table(title=f"load on {summary['lab']} ({summary['model']} model)", title_justify="left")
-    for column in ("requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "load-gen CPU"):
+    # The in-lab client runs in a container: its CPU is not a child of labctl's, so not shown.
+    inlab = summary.get("generator") == "in-lab client"
+    where = "from the in-lab client, " if inlab else ""
+    table = Table(title=f"load on {summary['lab']} ({where}{summary['model']} model)", title_justify="left")
+    columns = ("requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms")
+    for column in (*columns, *(() if inlab else ("load-gen CPU",))):
         table.add_column(column, justify="right")
+    cpu = () if inlab else (f"{summary['load_gen_cpu_per_process']:.0%} per process",)
     table.add_row(str(summary["requests"]), str(summary["failures"]), f"{summary['rps']:.0f}",
-                  *(f"{latency[k]:.1f}" for k in ("p50", "p95", "p99", "max")),
-                  f"{summary['load_gen_cpu_per_process']:.0%} per process")
+                  *(f"{latency[k]:.1f}" for k in ("p50", "p95", "p99", "max")), *cpu)
     out.print(table)
     spread = Table(title="requests per backend (X-Served-By)", title_justify="left")
     for column in ("backend", "requests", "share"):
@@ -183,7 +188,8 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
         err.print("[bold red]LOAD GENERATOR BOUND:[/bold red] Locust used "
                   f"{summary['load_gen_cpu_per_process']:.0%} of a core per process; the numbers show the "
                   "generator's limit, not the lab's. Use --processes auto or --rate.")
-    out.print(f"run folder: {run_dir} (summary.json, timeline.csv, timeline.png, locust-report.html)")
+    extra = "samples-inlab.csv, client.log" if inlab else "locust-report.html"
+    out.print(f"run folder: {run_dir} (summary.json, timeline.csv, timeline.png, {extra})")
 
 
 def sweep_table(lab: str, rows: list[dict[str, Any]]) -> Table:
@@ -212,7 +218,8 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
         out.print(f"steady state did not hold before the fault: error rate {before['error_rate']}, "
                   f"p95 {before['p95_ms']} ms (bound {before['bound']})")
     out.print(f"requests {report['requests']}, failed {report['failures']}, error window "
-              f"{report['error_window_s']} s, recovery {report['recovery_s']} s")
+              f"{report['error_window_s']} s, detection {report.get('detection_s', 0.0)} s, "
+              f"recovery {report['recovery_s']} s")
     for fault in report["faults"]:
         out.print(f"  t={fault['at_s']}s {fault['fault']} {fault['target']} (reverted at {fault['reverted_at_s']}s)")
     table = Table(title="expectations", title_justify="left")
@@ -223,3 +230,18 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
         table.add_row(e["name"], str(e["expected"]), str(e["observed"]), ok)
     out.print(table)
     out.print(f"report: {run_dir / 'report.md'} (drill.json, drill.png)")
+
+
+def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """`labctl compare`: one row per lab, the same drill and the same load."""
+    from labctl.compare import COLUMNS, cell
+
+    table = Table(title=title, title_justify="left")
+    for heading in COLUMNS.values():
+        table.add_column(heading, justify="left" if heading in ("lab", "verdict", "load from") else "right")
+    for row in rows:
+        cells = [cell(row, key) for key in COLUMNS]
+        style = _VERDICT_STYLE.get(row["verdict"], "")
+        cells[1] = f"[{style}]{cells[1]}[/{style}]"
+        table.add_row(*cells)
+    return table

@@ -16,7 +16,7 @@ from labctl.errors import LabConfigError, LabctlError, Problem
 from labctl.lab import lab_folder
 from labctl.load import LoadOptions, finish_load, new_run_dir, parse_duration, start_load, stop_load, write_run
 from labctl.schema import schema_errors
-from labctl.timeline import Sample, bucket
+from labctl.timeline import Sample, bucket, percentile
 from labctl.yamlsource import dotted, load_yaml_file
 
 Progress = Callable[[str], None]
@@ -281,6 +281,36 @@ def measure(samples: list[Sample], start: float, faults: list[dict[str, Any]], b
     return {"error_window_s": window, "recovery_s": recovery}
 
 
+# A request counts as hit by the fault when it failed, or when it took SLOW_FACTOR times the
+# median of its own second (and SLOW_MARGIN_MS more), and SLOW_FACTOR times the steady p95: the
+# median of the same second keeps a busy machine's backlog, which slows everything, from counting.
+SLOW_FACTOR = 3.0
+SLOW_MARGIN_MS = 50.0
+DETECTION_GAP_S = 1.0
+
+
+def detection(samples: list[Sample], start: float, faults: list[dict[str, Any]], baseline_p95: float) -> dict[str, Any]:
+    """detection_s: from the first fault to the end of the first burst of hit requests (failed or
+    much slower than the others, with gaps under 1 s), i.e. until traffic stopped going to the
+    broken backend, capped at the revert; failed_during_fault: failures from the first fault on."""
+    if not faults:
+        return {"detection_s": 0.0, "failed_during_fault": 0}
+    first = start + min(float(f["at_s"]) for f in faults)
+    healed = [float(f["reverted_at_s"]) for f in faults if f.get("reverted_at_s") is not None]
+    end = start + min(healed) if healed else float("inf")
+    after = sorted((s for s in samples if s.at >= first), key=lambda s: s.at)
+    medians = {row.second: percentile(sorted(row.latencies), 0.5) for row in bucket(after, first)}
+    last = first
+    for sample in after:
+        median = medians[max(0, int(sample.at - first))]
+        slow = max(median * SLOW_FACTOR, median + SLOW_MARGIN_MS, baseline_p95 * SLOW_FACTOR)
+        if not sample.ok or sample.latency_ms > slow:
+            if sample.at - last > DETECTION_GAP_S or sample.at > end:
+                break
+            last = sample.at
+    return {"detection_s": round(last - first, 2), "failed_during_fault": sum(1 for s in after if not s.ok)}
+
+
 def evaluate(expect: dict[str, Any], summary: dict[str, Any], measured: dict[str, Any]) -> list[dict[str, Any]]:
     """Each expectation with what was observed."""
     error_rate = summary["failures"] / max(1, summary["requests"])
@@ -306,16 +336,19 @@ def _finish(result: DrillResult, lab: str, drill: Drill, verdict: str | None, be
 
     report: dict[str, Any] = {"lab": lab, "drill": drill.name, "title": drill.title, "steady_state_before": before,
                               "steady_state_after": after, "faults": faults, "expectations": [],
-                              "requests": 0, "failures": 0, "error_window_s": 0.0, "recovery_s": 0.0}
+                              "requests": 0, "failures": 0, "error_window_s": 0.0, "recovery_s": 0.0,
+                              "detection_s": 0.0, "failed_during_fault": 0}
     if main is not None:
         summary, start = main
         faults = relative_faults(faults, start)
         report["faults"] = faults
         measured = {**measure(samples, start, faults, float(before["bound"]["max_error_rate"])), **(extra or {})}
+        measured.update(detection(samples, start, faults, float(before["p95_ms"])))
         expectations = evaluate(drill.expect, summary, measured)
         report.update(measured, expectations=expectations, requests=summary["requests"],
                       failures=summary["failures"], rps=summary["rps"], latency_ms=summary["latency_ms"],
-                      backends=summary["backends"])
+                      backends=summary["backends"], generator=summary.get("generator", "locust"),
+                      load={k: summary[k] for k in ("model", "users", "target_rps", "duration_s")})
         if verdict is None:
             verdict = _verdict(expectations, after)
         write_report(result.run_dir, report, samples, start)

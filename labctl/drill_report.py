@@ -47,6 +47,8 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# Drill {report['drill']} on {report['lab']}", "", report["title"], "",
              f"- requests: {report['requests']}, failed: {report['failures']}",
              f"- error window: {report['error_window_s']} s (first to last failed request after the first fault)",
+             f"- detection: {report.get('detection_s', 0.0)} s (first fault until the first burst of failed or "
+             "slowed requests ended: traffic stopped going to the broken backend)",
              f"- recovery: {report['recovery_s']} s (first fault until the error rate stayed under the "
              "steady-state bound)", "", "## Faults", "",
              "| at s | fault | target | reverted at s |", "|---|---|---|---|"]

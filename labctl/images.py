@@ -24,13 +24,14 @@ from labctl.errors import ImageError, UsageError
 from labctl.process import run
 
 PROFILES = ("upstream", "local")
-ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools")
+ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns")
 BASE_IMAGE = "labctl/base:trixie"
 BASE_SUITE = "trixie"
 INPUTS_LABEL = "io.labctl.inputs"
 # The build context folder under images/ of each role (mysql and mariadb share one).
 CONTEXTS = {
     "app": "app", "nginx": "nginx", "haproxy": "haproxy", "mysql": "db", "mariadb": "db", "nettools": "nettools",
+    "dns": "dns",
 }
 UPSTREAM = {
     "nginx": "nginx:1.26",
@@ -40,6 +41,9 @@ UPSTREAM = {
     "nettools": "debian:trixie-slim",
 }
 APP_UPSTREAM_BASE = "python:3.12-slim"
+# Roles with no official image of their own: built here in both profiles, upstream on APP_UPSTREAM_BASE
+# (dns is BIND plus labctl's in-lab client, which needs Python beside it).
+BUILT_IN_BOTH = ("app", "dns")
 
 Events = Callable[[str], None]
 
@@ -83,13 +87,13 @@ def image_ref(role: str, profile: str) -> str:
     check_profile(profile)
     if role not in ROLES:
         raise UsageError(f"unknown image role '{role}' (roles: {', '.join(ROLES)})")
-    if profile == "upstream" and role != "app":
+    if profile == "upstream" and role not in BUILT_IN_BOTH:
         return UPSTREAM[role]
     return f"labctl/{role}:{profile}"
 
 
 def _is_built_here(role: str, profile: str) -> bool:
-    return profile == "local" or role == "app"
+    return profile == "local" or role in BUILT_IN_BOTH
 
 
 def dockerfile(role: str, profile: str) -> Path:
@@ -149,7 +153,7 @@ def _try_pull(ref: str) -> bool:
 
 
 def _upstream_needs(roles: Iterable[str]) -> list[str]:
-    return sorted({APP_UPSTREAM_BASE if r == "app" else UPSTREAM[r] for r in roles})
+    return sorted({APP_UPSTREAM_BASE if r in BUILT_IN_BOTH else UPSTREAM[r] for r in roles})
 
 
 LOCAL_ONLY = ("mysql", "mariadb")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import paths
+from labctl.dnslab import dns_problems
 from labctl.errors import LabConfigError, LabNotFoundError, Problem
 from labctl.overrides import Override, apply_overrides, override_for
 from labctl.schema import (
@@ -92,6 +93,12 @@ class Lab:
     @property
     def guide(self) -> Path:
         return self.folder / "README.md"
+
+    def discovered_by(self, app: Block) -> list[Block]:
+        """The haproxy blocks that find `app`'s replicas through DNS (`discovery`) rather than a
+        server list: every replica then also answers the DNS name `app.service_base`."""
+        return [b for b in self.blocks.values()
+                if b.kind == "haproxy" and b.params.get("backends") == app.name and "discovery" in b.params]
 
     def endpoints(self) -> dict[str, tuple[Block, int]]:
         """Published endpoint name -> (block, host port)."""
@@ -205,8 +212,12 @@ def _reference_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPa
     for name, block in blocks.items():
         if block["kind"] in LB_KINDS:
             found.extend(_backend_problems(name, block, blocks, apps + dbs if block["kind"] == "haproxy" else apps))
+        if block["kind"] == "haproxy":
+            found.extend(_layer7_problems(name, block, apps))
+            found.extend(_discovery_problems(name, block, blocks))
         if block["kind"] == "app":
             found.extend(_database_problems(name, block, blocks, dbs))
+    found.extend(dns_problems(blocks))
     found.extend(_publish_problems(blocks))
     return found
 
@@ -243,8 +254,42 @@ def _backend_problems(
         return []
     weights = block.get("weights")
     replicas = int(blocks[target].get("replicas", 1))
-    if weights is not None and len(weights) != replicas:
+    if weights is not None and len(weights) != replicas and "discovery" not in block:
         return [((name, "weights"), f"expected {replicas} weights, one per {target} replica, got {len(weights)}")]
+    return []
+
+
+def _layer7_problems(name: str, block: dict[str, Any], apps: list[str]) -> list[tuple[FieldPath, str]]:
+    # tcp mode forwards bytes: it never parses a request, so it has no path and no headers.
+    found: list[tuple[FieldPath, str]] = []
+    for key, what in (("routes", "route by path"), ("response_headers", "add headers")):
+        if block.get(key) and block.get("backends") not in apps:
+            found.append(((name, key), f"a MySQL router cannot {what}: it speaks TCP, not HTTP"))
+        elif block.get(key) and block.get("mode", "http") == "tcp":
+            found.append(((name, key), f"mode tcp cannot {what}: it never reads the HTTP request (use mode: http)"))
+    for index, route in enumerate(block.get("routes", [])):
+        if route["backends"] not in apps:
+            known = ", ".join(apps) or "none"
+            found.append(((name, "routes", index, "backends"),
+                          f"expected the name of an app block ({known}), got {route['backends']!r}"))
+    return found
+
+
+def _discovery_problems(
+    name: str, block: dict[str, Any], blocks: dict[str, dict[str, Any]]
+) -> list[tuple[FieldPath, str]]:
+    discovery, target = block.get("discovery"), blocks.get(str(block.get("backends")))
+    if discovery is None or target is None:
+        return []
+    if target["kind"] != "app":
+        return [((name, "discovery"), "discovery finds app replicas; a db block has fixed nodes")]
+    if block.get("weights") is not None:
+        text = "weights need one server line per replica; with discovery the servers come from DNS"
+        return [((name, "weights"), text)]
+    replicas = int(target.get("replicas", 1))
+    if replicas > discovery["slots"]:
+        return [((name, "discovery", "slots"),
+                 f"{discovery['slots']} slots cannot hold {block['backends']}'s {replicas} replicas; raise slots")]
     return []
 
 

@@ -202,6 +202,7 @@ def report(writes: list[Write], present: Iterable[str], fault_at: float | None =
         },
         "ids": {"lost": _listed(result.lost), "recovered": _listed(result.recovered),
                 "unexpected": _listed(result.unexpected), "failed_present": _listed(result.failed_present)},
+        "fault_at": fault_at,
         "rto_s": rto(writes, fault_at, old_node) if fault_at is not None else None,
         "rpo_writes": loss["writes"],
         "rpo": loss,
@@ -209,3 +210,32 @@ def report(writes: list[Write], present: Iterable[str], fault_at: float | None =
         "stale_reads": {"reads": len(read_back), "stale": sum(1 for w in read_back if w.stale)},
         "id_prefixes": prefixes(writes),
     }
+
+
+def _rto_line(fault_at: float | None, rto_s: float | None) -> str:
+    if fault_at is None:
+        return "RTO: no fault time given"
+    if rto_s is None:
+        return "RTO: no write was acknowledged after the fault"
+    return f"RTO: {rto_s:.3f} s from the fault to the first acknowledged write sent after it"
+
+
+def describe(result: dict[str, Any]) -> list[str]:
+    """The report's lines for a person (report.md, the CLI): counts, then what they cost."""
+    w = result["writes"]
+    lines = [f"writes: {w['acknowledged']} acknowledged, {w['failed']} failed, {w['unknown']} unknown "
+             f"(of {w['attempted']})",
+             f"checked against the final primary: {w['lost']} lost, {w['recovered']} recovered, "
+             f"{w['unexpected']} unexpected"]
+    loss = result["rpo"]
+    lines.append(f"RPO: {loss['writes']} acknowledged writes lost, acknowledged within {loss['span_s']:.3f} s"
+                 if loss["writes"] else "RPO: no acknowledged write lost")
+    lines.append(_rto_line(result.get("fault_at"), result["rto_s"]))
+    window = result["write_error_window"]
+    if window:
+        lines.append(f"write errors: {window['writes']} over {window['duration_s']:.3f} s")
+    if w["failed_present"]:
+        lines.append(f"warning: {w['failed_present']} writes reported failed are present: an outcome was wrong")
+    reads = result["stale_reads"]
+    lines.append(f"stale reads: {reads['stale']} of {reads['reads']} read-backs after an ack")
+    return lines

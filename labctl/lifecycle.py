@@ -81,7 +81,12 @@ def _overall_state(services: list[inventory.ServiceState]) -> str:
 
 def required_roles(lab: Lab) -> list[str]:
     """The image roles a lab needs."""
-    return sorted({str(b.params["flavor"]) if b.kind == "db" else b.kind for b in lab.blocks.values()})
+    return sorted({str(b.params["flavor"]) if b.kind == "db" else _ROLE_OF_KIND.get(b.kind, b.kind)
+                   for b in lab.blocks.values()})
+
+
+# Kinds that run on another kind's image (the in-lab client ships in the dns image).
+_ROLE_OF_KIND = {"client": "dns"}
 
 
 def prepare_images(lab: Lab, requested: str | None, progress: Progress) -> tuple[str, str, dict[str, str]]:
@@ -150,6 +155,9 @@ def apply_changes(lab: Lab, rendered: RenderedLab, running: set[str], progress: 
         if block is not None and block.is_lb and block.service_base in running:
             progress(f"reloading {block.service_base} for its new config")
             reload_lb(lab, block)
+        elif block is not None and block.kind == "dns" and block.service_base in running:
+            progress(f"reloading {block.service_base} for its new records")
+            reload_dns(lab, block)
     _remove_extra_instances(lab, progress)
 
 
@@ -164,6 +172,14 @@ def reload_lb(lab: Lab, block: Block) -> None:
         _wait_new_nginx_workers(container, old)
     else:
         container.kill(signal="SIGUSR2")  # HAProxy's master (-W) reloads its workers on USR2
+
+
+def reload_dns(lab: Lab, block: Block) -> None:
+    """Make a running DNS server serve the newly rendered zone (named reloads on SIGHUP)."""
+    container = docker_client().containers.get(f"{lab.project}-{block.service_base}")
+    result = container.exec_run(["sh", "-c", "cp /etc/labctl-dns/db.zone /var/lib/bind/db.zone && kill -HUP 1"])
+    if result.exit_code != 0:
+        raise LabctlError(f"DNS reload failed in {container.name}: {result.output.decode().strip()}")
 
 
 def _nginx_workers(container: Any) -> set[str]:

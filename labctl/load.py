@@ -13,11 +13,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from labctl import lifecycle, paths
+from labctl import inlab, lifecycle, paths
 from labctl.errors import LabctlError, UsageError
 from labctl.lab import lab_folder
 from labctl.timeline import Sample, bucket, draw_chart, parse_samples, percentile, write_timeline
@@ -155,10 +155,15 @@ class LocustRun:
     process: subprocess.Popen[bytes]
     started: float
     cpu_before: float
+    generator: str = "locust"
 
 
 def start_load(lab: str, options: LoadOptions, run_dir: Path) -> LocustRun:
-    """Start Locust against a lab's endpoint in the background; its output goes to run_dir."""
+    """Start the load in the background; its output goes to run_dir. Locust against the lab's
+    endpoint, or, for a lab with a client block, the in-lab clients (same samples, same summary)."""
+    container = inlab.client_container(lab)
+    if container is not None:
+        return _start_inlab(lab, options, run_dir, container)
     host = endpoint_url(lab, options.endpoint)
     argv = locust_argv(host, locust_files(lab, options), options, run_dir)
     cpu_before = _children_cpu()
@@ -166,6 +171,19 @@ def start_load(lab: str, options: LoadOptions, run_dir: Path) -> LocustRun:
         process = subprocess.Popen(argv, env=_environment(run_dir, options), stdout=log,
                                    stderr=subprocess.STDOUT, cwd=run_dir)
     return LocustRun(lab, options, run_dir, process, time.time(), cpu_before)
+
+
+def _start_inlab(lab: str, options: LoadOptions, run_dir: Path, container: str) -> LocustRun:
+    endpoint_state = lifecycle.status(lab)[0].to_json()["state"]
+    if endpoint_state != "up":
+        raise LoadError(f"lab '{lab}' is {endpoint_state}; start it with 'labctl up {lab}'")
+    if options.locustfile is not None or options.web:
+        raise UsageError(f"lab '{lab}' generates its load inside the lab; --locustfile and --web do not apply")
+    options = replace(options, rate=inlab.effective_rate(options.users, options.rate))
+    cpu_before = _children_cpu()
+    process = inlab.start_clients(container, options.users, float(options.rate or 0), options.duration_s,
+                                  options.path, run_dir)
+    return LocustRun(lab, options, run_dir, process, time.time(), cpu_before, generator="in-lab client")
 
 
 def finish_load(run: LocustRun) -> tuple[list[Sample], dict[str, Any]]:
@@ -177,11 +195,14 @@ def finish_load(run: LocustRun) -> tuple[list[Sample], dict[str, Any]]:
         raise LoadError(_no_samples_message(run.process.returncode, run.run_dir))
     summary = summarize(run.lab, run.run_dir.name, samples, run.options, _children_cpu() - run.cpu_before, wall)
     summary["locust_exit_code"] = run.process.returncode
+    summary["generator"] = run.generator
     return samples, summary
 
 
 def stop_load(run: LocustRun) -> None:
-    """Stop Locust early (Ctrl-C, or a drill that must end)."""
+    """Stop Locust (or the in-lab clients) early (Ctrl-C, or a drill that must end)."""
+    if run.generator != "locust":
+        inlab.stop_clients(run.lab)
     if run.process.poll() is None:
         run.process.terminate()
         try:
@@ -248,10 +269,11 @@ def read_samples(run_dir: Path) -> list[Sample]:
 
 
 def _no_samples_message(returncode: int, run_dir: Path) -> str:
-    log = (run_dir / "locust.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
+    log_file = run_dir / ("locust.log" if (run_dir / "locust.log").exists() else inlab.LOG_FILE)
+    log = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
     how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
     return "\n".join([f"the load generator {how} without recording a request; last lines of "
-                      f"{run_dir / 'locust.log'}:", *("    " + line for line in log)])
+                      f"{log_file}:", *("    " + line for line in log)])
 
 
 def summarize(lab: str, run_id: str, samples: list[Sample], options: LoadOptions, cpu_seconds: float,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from labctl import paths
+from labctl import dnslab, paths
 from labctl.db.secrets import ensure_secrets
 from labctl.errors import LabctlError
 from labctl.lab import Block, Lab
@@ -22,6 +22,7 @@ from labctl.tlscert import ensure_tls
 CONFIG_FILES: dict[str, tuple[str, ...]] = {
     "nginx": ("nginx.conf",),
     "haproxy": ("haproxy.cfg",),
+    "dns": ("named.conf", "db.zone"),
 }
 # Files an nginx block with `static: on` serves under /static/, from templates/nginx/static/.
 NGINX_STATIC_FILES = ("index.html", "catalog.json")
@@ -52,6 +53,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["duration_ms"] = duration_ms
+    env.filters["seconds"] = _seconds
     return env
 
 
@@ -61,6 +63,11 @@ def duration_ms(text: str) -> int:
     if match is None:
         raise LabctlError(f"expected a duration like 200ms, 5s or 1m, got {text!r}")
     return int(match.group(1)) * {"ms": 1, "s": 1000, "m": 60000}[match.group(2)]
+
+
+def _seconds(duration: str) -> str:
+    """A schema duration ('500ms', '2s', '1m') as seconds for programs that take a number."""
+    return f"{duration_ms(duration) / 1000:g}"
 
 
 def _config_templates(lab: Lab, block: Block) -> list[tuple[str, str, dict[str, object]]]:
@@ -85,6 +92,8 @@ def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
         "project": lab.project,
         "images": images,
         "lab_file": f"labs/{lab.name}/lab.yaml",
+        "addresses": dnslab.fixed_addresses(lab),
+        "dns": dnslab,
     }
     try:
         compose = env.get_template("compose.yaml.j2").render(context)

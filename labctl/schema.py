@@ -12,7 +12,7 @@ from jsonschema.exceptions import ValidationError
 from labctl.yamlsource import FieldPath
 
 META_KEYS = ("title", "summary", "notes", "bind")
-BLOCK_KINDS = ("app", "nginx", "haproxy", "db")
+BLOCK_KINDS = ("app", "nginx", "haproxy", "db", "dns", "client")
 
 _DURATION = {
     "type": "string",
@@ -151,9 +151,38 @@ HAPROXY_SCHEMA = _block(
     "haproxy",
     {
         **_LB_COMMON,
-        "publish": _publish("http", "stats", "writer", "reader"),
+        # `l7`: a second HTTP endpoint, for a lab whose other haproxy block publishes `http`.
+        "publish": _publish("http", "stats", "writer", "reader", "l7"),
         "algorithm": {"enum": [*_ALGORITHMS, "first"]},
         "mode": {"enum": ["http", "tcp"]},
+        "routes": {
+            "type": "array",
+            "description": "a list of {path: /prefix, backends: app block} (mode http only)",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["path", "backends"],
+                "properties": {
+                    "path": {"type": "string", "pattern": r"^/[A-Za-z0-9._~/-]*$",
+                             "description": "a path prefix like /reports"},
+                    "backends": {"type": "string", "description": "the name of an app block"},
+                },
+            },
+        },
+        "response_headers": {
+            "type": "object",
+            "description": "a mapping of header name to value (mode http only)",
+            "propertyNames": {"pattern": r"^[A-Za-z0-9-]+$", "description": "a header name like X-Lb"},
+            "additionalProperties": {"type": "string", "pattern": r"^[^\s\"]+$",
+                                     "description": "a header value without spaces or quotes"},
+        },
+        "discovery": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["slots"],
+            "description": "a mapping with slots: how many servers server-template reserves",
+            "properties": {"slots": {"type": "integer", "minimum": 1, "maximum": 64}},
+        },
         "health": {
             "type": "object",
             "additionalProperties": False,
@@ -171,11 +200,43 @@ HAPROXY_SCHEMA = _block(
     },
 )
 
+_LABEL = {"type": "string", "pattern": r"^[a-z][a-z0-9-]{0,62}$", "description": "a DNS label like app"}
+
+DNS_SCHEMA = _block(
+    "dns",
+    {
+        "records": {"type": "string", "description": "the name of an app block"},
+        "name": _LABEL,
+        "zone": {
+            "type": "string",
+            "pattern": r"^([a-z][a-z0-9-]{0,62}\.)+[a-z]{2,63}$",
+            "description": "a domain like lab.test",
+        },
+        "ttl": {"type": "integer", "minimum": 0, "maximum": 86400},
+        "subnet": {
+            "type": "string",
+            "pattern": r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/(1[6-9]|2[0-4])$",
+            "description": "an IPv4 network from /16 to /24 like 10.213.130.0/24",
+        },
+    },
+)
+
+CLIENT_SCHEMA = _block(
+    "client",
+    {
+        "dns": {"type": "string", "description": "the name of a dns block"},
+        "connect_timeout": _DURATION,
+        "read_timeout": _DURATION,
+    },
+)
+
 BLOCK_SCHEMAS: dict[str, dict[str, Any]] = {
     "app": APP_SCHEMA,
     "nginx": NGINX_SCHEMA,
     "haproxy": HAPROXY_SCHEMA,
     "db": DB_SCHEMA,
+    "dns": DNS_SCHEMA,
+    "client": CLIENT_SCHEMA,
 }
 
 META_SCHEMA: dict[str, Any] = {
@@ -347,6 +408,8 @@ BLOCK_DEFAULTS: dict[str, dict[str, Any]] = {
         "publish": {},
         "health": _LB_HEALTH_DEFAULTS["haproxy"],
     },
+    "dns": {"zone": "lab.test", "ttl": 5, "subnet": "10.213.130.0/24"},
+    "client": {"connect_timeout": "500ms", "read_timeout": "2s"},
 }
 
 

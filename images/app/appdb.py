@@ -10,6 +10,7 @@ committed, "unknown" when the COMMIT was sent and its answer never came.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -25,6 +26,9 @@ except ImportError:  # the app still serves its other endpoints without a driver
 
 CONNECT_TIMEOUT_S = float(os.environ.get("DB_CONNECT_TIMEOUT", "1"))
 READ_TIMEOUT_S = float(os.environ.get("DB_READ_TIMEOUT", "5"))
+# A server that accepts the TCP connection but does not finish the handshake this fast is
+# treated as down (measured: a node joining a network can stall new connections for seconds).
+HANDSHAKE_TIMEOUT_S = float(os.environ.get("DB_HANDSHAKE_TIMEOUT", "2"))
 # A reused connection that failed faster than this met a dead or fenced server: one retry
 # on a fresh connection is safe (nothing was committed) and cheap. A slow failure is not
 # retried, so a request never waits for two timeouts.
@@ -65,10 +69,8 @@ class Link:
     node: str
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already broken: closing is best effort
             self.conn.close()
-        except Exception:  # already broken: closing is best effort
-            pass
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -101,15 +103,15 @@ class Pool:
             conn = pymysql.connect(
                 host=self.host, port=self.port, user=os.environ.get("DB_USER", ""),
                 password=os.environ.get("DB_PASSWORD", ""), database=os.environ.get("DB_NAME", "labctl"),
-                connect_timeout=CONNECT_TIMEOUT_S, read_timeout=CONNECT_TIMEOUT_S, write_timeout=CONNECT_TIMEOUT_S,
+                connect_timeout=CONNECT_TIMEOUT_S, read_timeout=HANDSHAKE_TIMEOUT_S, write_timeout=READ_TIMEOUT_S,
                 autocommit=True, charset="utf8mb4")
             with conn.cursor() as cursor:
                 cursor.execute("SELECT @@hostname")
                 node = str(cursor.fetchone()[0])
-            # The handshake gets the connect timeout: through HAProxy, a connection routed to a
-            # server that just died hangs in the handshake, and that must fail as fast as a
-            # refused connect would. Queries then get the longer read timeout.
-            conn._read_timeout = conn._write_timeout = READ_TIMEOUT_S
+            # Through HAProxy, a connection routed to a server that just died hangs in the
+            # handshake; it gets the short timeout. PyMySQL applies _read_timeout before every
+            # read, so queries get the longer one from here on.
+            conn._read_timeout = READ_TIMEOUT_S
         except _errors() as exc:
             raise DbError(FAILED, f"connect {self.address}", exc) from exc
         return Link(conn, node)

@@ -7,7 +7,6 @@ afterwards reads the final primary back to classify every write (labctl.ledger).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,26 +26,20 @@ Progress = Callable[[str], None]
 WATCH_INTERVAL_S = 0.5
 
 
-class ReplicationWatch:
+class ReplicationWatch(db.BackgroundWatch):
     """Samples the primary's semi-sync state and every replica's heartbeat lag from a thread."""
 
+    name = "labctl-replication-watch"
+
     def __init__(self, lab: Lab) -> None:
+        super().__init__()
         self.lab = lab
         self.samples: list[dict[str, Any]] = []
         self.fell_back = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="labctl-replication-watch", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         semisync = db.db_block(self.lab).params["replication"] == "semisync"
-        while not self._stop.wait(WATCH_INTERVAL_S):
+        while not self.stopping.wait(WATCH_INTERVAL_S):
             found = db.states(self.lab)
             primary = db.current_primary(found)
             if primary is None:
@@ -75,7 +68,7 @@ class DbDrill:
         self.watch.start()
 
     def stop(self) -> None:
-        self.watch.stop()
+        self.watch.stop(timeout=10)
         if self.auto is not None:
             self.auto.stop()
 

@@ -5,7 +5,6 @@ Each step is timed, so a drill can break the RTO into detection, promotion and r
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -184,32 +183,26 @@ def _writer_answer(lab: Lab, port: int) -> str | None:
         connection.close()
 
 
-class AutoFailover:
+class AutoFailover(db.BackgroundWatch):
     """Watches the primary from a thread and fails over when it stops answering (drill step)."""
 
+    name = "labctl-auto-failover"
+
     def __init__(self, lab: Lab, progress: Progress) -> None:
+        super().__init__()
         self.lab = lab
         self.progress = progress
         self.detected_at: float | None = None
         self.result: FailoverResult | None = None
         self.error: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="labctl-auto-failover", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _watch(self) -> None:
+    def run(self) -> None:
         primary = db.current_primary(db.states(self.lab))
         if primary is None:
             self.error = "no primary to watch"
             return
         failures = 0
-        while not self._stop.wait(PROBE_INTERVAL_S):
+        while not self.stopping.wait(PROBE_INTERVAL_S):
             failures = 0 if _answers(self.lab, primary.node) else failures + 1
             if failures >= PROBE_FAILURES:
                 self.detected_at = time.time()

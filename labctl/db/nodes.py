@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,12 +12,32 @@ from mysql.connector.abstracts import MySQLConnectionAbstract
 
 from labctl.db.flavors import Flavor, flavor
 
-__all__ = ["DbError", "Flavor", "Node", "NodeState"]
+__all__ = ["BackgroundWatch", "DbError", "Flavor", "Node", "NodeState"]
 from labctl.db.secrets import load_secrets
 from labctl.errors import LabctlError, UsageError
 from labctl.lab import Block, Lab
 
 Row = dict[str, Any]
+
+
+class BackgroundWatch:
+    """A loop on a daemon thread that `stop` ends; subclasses write `run`, waiting on `stopping`."""
+
+    name = "labctl-watch"
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self.stopping.set()
+        self._thread.join(timeout=timeout)
 
 
 class DbError(LabctlError):

@@ -10,7 +10,8 @@ read was stale. A lab's locustfile uses it with:
     from labctl.loadgen.db_user import DbWriteUser  # noqa: F401
 
 LABCTL_DB_READ_BACK=0 turns the read-back off; LABCTL_RUN_ID overrides the run part of
-the ids (by default the run folder's name).
+the ids (by default the run folder's name); LABCTL_DB_TIMEOUT is the client's timeout in
+seconds (20: above the app's own, so the app speaks first).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from labctl.ledger import ACK, UNKNOWN, write_id, write_outcome
 SAMPLES_DIR = os.environ.get("LABCTL_SAMPLES_DIR", ".")
 RUN_ID = os.environ.get("LABCTL_RUN_ID") or os.path.basename(os.path.realpath(SAMPLES_DIR))
 READ_BACK = os.environ.get("LABCTL_DB_READ_BACK", "1") != "0"
+TIMEOUT_S = float(os.environ.get("LABCTL_DB_TIMEOUT", "20"))
 _sequence = itertools.count(1)
 _files: dict[int, TextIO] = {}
 
@@ -72,8 +74,7 @@ class DbWriteUser(FastHttpUser):
     """Writes unique ids back to back, reading each acknowledged one back from a replica."""
 
     wait_time = constant(0)
-    # Above the app's own DB timeouts (1 s connect, 5 s read), so the app speaks first.
-    network_timeout = 10.0
+    network_timeout = TIMEOUT_S
     connection_timeout = 2.0
 
     @task

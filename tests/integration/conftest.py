@@ -57,7 +57,10 @@ def lab_objects(lab: str) -> list[str]:
 def cli(tmp_path: Path) -> Iterator[Cli]:
     runner = Cli(tmp_path / "home")
     yield runner
-    runner.run("down", "--all")
+    # Only the labs this test rendered: a developer's own running labs are left alone.
+    rendered = runner.home / "compose"
+    for lab in sorted(p.name for p in rendered.iterdir()) if rendered.is_dir() else []:
+        runner.run("down", lab)
 
 
 def served_by(url: str, requests: int) -> list[str]:

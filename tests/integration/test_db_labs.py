@@ -52,6 +52,7 @@ def test_up_sets_up_gtid_replication(home: Cli, flavor: str) -> None:
     output = home.ok("up", "db-replication", "--set", f"db.flavor={flavor}")
     passwords = json.loads((home.home / "compose" / "db-replication" / "secrets" / "passwords.json").read_text())
     assert not any(password in output for password in passwords.values()), "up printed a password"
+    assert home.ok("db", "password", "db-replication", "repl").strip() == passwords["repl"]
     for name in ("passwords.json", "db.env", "app.env"):
         mode = (home.home / "compose" / "db-replication" / "secrets" / name).stat().st_mode
         assert stat.S_IMODE(mode) == 0o600, name

@@ -72,6 +72,51 @@ def test_nothing_lost_when_every_ack_is_present() -> None:
     assert report["rpo"]["span_s"] == 0.0
 
 
+def recorded_failover() -> tuple[list[Write], set[str], dict[str, float]]:
+    # Recorded on real MySQL 9.7 by record-async-failover.sh: async replication, the
+    # replica's IO thread stopped under write load, the primary killed 2 s later, the replica
+    # promoted and the writer endpoint moved to it; present.txt is read from the new primary.
+    folder = DATA / "mysql-async-failover"
+    events = json.loads((folder / "events.json").read_text())
+    return ledger.read_ledger(folder), set((folder / "present.txt").read_text().split()), events
+
+
+def test_recorded_failover_loses_exactly_the_unreplicated_acks() -> None:
+    writes, present, events = recorded_failover()
+    stopped, fault = events["replica_io_stopped_at"], events["primary_kill_sent_at"]
+    result = ledger.classify(writes, present)
+    acks = [w for w in writes if w.outcome == ACK]
+    assert all(w.id not in result.lost for w in acks if w.done < stopped)
+    assert all(w.id in result.lost for w in acks if w.sent > stopped and w.node == "mysql-1")
+    assert all(w.id not in result.lost for w in acks if w.node == "mysql-2")
+    assert {w.node for w in acks if w.sent > events["writer_switched_at"]} == {"mysql-2"}
+    report = ledger.report(writes, present, fault_at=fault, old_node="mysql-1")
+    assert report["writes"] == {"attempted": 923, "acknowledged": 875, "failed": 48, "unknown": 0, "lost": 371,
+                                "recovered": 0, "unexpected": 0, "failed_present": 0}
+    assert (report["rpo_writes"], report["rpo"]["span_s"], report["rto_s"]) == (371, 1.957, 1.413)
+    assert report["write_error_window"]["duration_s"] == 1.275
+    assert report["stale_reads"] == {"reads": 875, "stale": 490}
+    assert len(report["ids"]["lost"]) == ledger.MAX_LISTED_IDS
+    assert ledger.describe(report) == [
+        "writes: 875 acknowledged, 48 failed, 0 unknown (of 923)",
+        "checked against the final primary: 371 lost, 0 recovered, 0 unexpected",
+        "RPO: 371 acknowledged writes lost, acknowledged within 1.957 s",
+        "RTO: 1.413 s from the fault to the first acknowledged write sent after it",
+        "write errors: 48 over 1.275 s",
+        "stale reads: 490 of 875 read-backs after an ack",
+    ]
+
+
+def test_describe_rto_and_a_lying_outcome() -> None:
+    writes, present = known_lost()
+    lines = ledger.describe(ledger.report(writes, present, fault_at=1000.0))
+    assert "RTO: 6.100 s from the fault to the first acknowledged write sent after it" in lines
+    assert "RTO: no fault time given" in ledger.describe(ledger.report(writes, present))
+    told_failed = {w.id for w in writes if w.outcome == FAILED}
+    lines = ledger.describe(ledger.report(writes, present | told_failed))
+    assert "warning: 2 writes reported failed are present: an outcome was wrong" in lines
+
+
 def write(seq: int, outcome: str, sent: float = 1.0) -> Write:
     return Write(id=ledger.write_id(RUN, 7, seq), run=RUN, sent=sent, done=sent + 0.01, status=0, outcome=outcome)
 

@@ -1,0 +1,203 @@
+"""`labctl compare`: the same drill, with the same load, against several labs, one after the
+other; one table (compare.json) and one chart (compare.png) in runs/compare/<run-id>/."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from labctl import drill, lifecycle
+from labctl.errors import LabctlError, UsageError
+from labctl.lab import load_lab
+from labctl.load import new_run_dir
+
+Progress = Callable[[str], None]
+RUNS_FOLDER = "compare"
+# The columns of the table, in order: key in a row -> heading.
+COLUMNS = {
+    "lab": "lab", "verdict": "verdict", "generator": "load from", "rps": "req/s", "p95_ms": "p95 ms",
+    "failed_during_fault": "failed during fault", "error_window_s": "error window s",
+    "detection_s": "detection s", "recovery_s": "recovery s",
+}
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    """The load every lab gets: users and an open-model rate (req/s), whatever its drill file says."""
+
+    users: int = 10
+    rate: float = 150.0
+
+
+@dataclass
+class CompareResult:
+    """The rows of the table, where they were written, and what every lab's drill did."""
+
+    drill: str
+    load: LoadShape
+    run_dir: Path
+    rows: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"drill": self.drill, "load": {"users": self.load.users, "rate": self.load.rate},
+                "run_dir": str(self.run_dir), "rows": self.rows}
+
+
+def parse_labs(text: str) -> list[str]:
+    """'lb-nginx,lb-haproxy' -> the lab names, in order, each once."""
+    labs = [name.strip() for name in text.split(",") if name.strip()]
+    if not labs:
+        raise UsageError("--labs expects lab names separated by commas, e.g. lb-nginx,lb-haproxy")
+    duplicates = sorted({name for name in labs if labs.count(name) > 1})
+    if duplicates:
+        raise UsageError(f"--labs names {', '.join(duplicates)} more than once")
+    return labs
+
+
+def plan(labs: list[str], drill_name: str) -> dict[str, drill.Drill]:
+    """Every lab's drill, validated before anything starts; every problem is reported at once."""
+    found: dict[str, drill.Drill] = {}
+    problems: list[str] = []
+    for lab in labs:
+        try:
+            loaded = load_lab(lab)
+            found[lab] = drill.load_drill(lab, drill_name)
+            if _state(lab) == "down":
+                lifecycle.check_ports(loaded)
+        except LabctlError as exc:
+            problems.append(f"  {lab}: {exc}".replace("\n", "\n    "))
+    if problems:
+        raise LabctlError("\n".join([f"cannot compare drill '{drill_name}'; nothing was started:", *problems]))
+    return found
+
+
+def _state(lab: str) -> str:
+    return str(lifecycle.status(lab)[0].to_json()["state"])
+
+
+def run_compare(labs: list[str], drill_name: str, load: LoadShape, progress: Progress) -> CompareResult:
+    """Run the drill on each lab in turn (bringing up the labs that are down, and taking down
+    only those afterwards), then write compare.json and compare.png."""
+    drills = plan(labs, drill_name)
+    run_dir = new_run_dir(RUNS_FOLDER, drill_name)
+    reports = []
+    for lab in labs:
+        same_load = replace(drills[lab], load={**drills[lab].load, "users": load.users, "rate": load.rate})
+        reports.append(_drill_one(lab, same_load, progress))
+    rows = compare_rows(reports)
+    result = CompareResult(drill_name, load, run_dir, rows)
+    (run_dir / "compare.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    draw_compare(run_dir / "compare.png", rows, f"{drill_name}: {load.users} users, {load.rate:g} req/s")
+    return result
+
+
+def _drill_one(lab: str, loaded: drill.Drill, progress: Progress) -> dict[str, Any]:
+    def tagged(text: str) -> None:
+        progress(f"{lab}: {text}")
+
+    state = _state(lab)
+    if state not in ("up", "down"):
+        raise LabctlError(f"lab '{lab}' is {state}; wait for it, or 'labctl down {lab}' and compare again")
+    brought_up = state == "down"
+    if brought_up:
+        lifecycle.up(load_lab(lab), progress=tagged)
+    try:
+        result = drill.run_drill(lab, loaded, tagged)
+    finally:
+        if brought_up:
+            tagged("taking the lab down again")
+            lifecycle.down(lab)
+    return {**result.report, "run_dir": str(result.run_dir)}
+
+
+def compare_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per drill.json: the numbers the table, the chart and --json show."""
+    return [_row(report) for report in reports]
+
+
+def _row(report: dict[str, Any]) -> dict[str, Any]:
+    latency = report.get("latency_ms") or {}
+    return {
+        "lab": report["lab"], "drill": report["drill"], "verdict": report["verdict"],
+        "generator": report.get("generator", "locust"), "rps": report.get("rps"), "p95_ms": latency.get("p95"),
+        "requests": report["requests"], "failures": report["failures"],
+        "failed_during_fault": report.get("failed_during_fault", report["failures"]),
+        "error_window_s": report["error_window_s"], "detection_s": report.get("detection_s"),
+        "recovery_s": report["recovery_s"], "run_dir": report.get("run_dir", ""),
+    }
+
+
+def load_reports(paths: list[Path]) -> list[dict[str, Any]]:
+    """drill.json files as recorded (for rebuilding a table without running anything)."""
+    reports = []
+    for path in paths:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        reports.append({**report, "run_dir": report.get("run_dir", str(path.parent))})
+    return reports
+
+
+def cell(row: dict[str, Any], key: str) -> str:
+    """A value as the table shows it: '-' for a number the drill did not get to measure."""
+    value = row.get(key)
+    if value is None:
+        return "-"
+    if key in ("rps", "p95_ms"):
+        return f"{float(value):.0f}" if key == "rps" else f"{float(value):.1f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def draw_compare(path: Path, rows: list[dict[str, Any]], title: str) -> None:
+    """compare.png: bars of req/s, p95, failed requests and detection/recovery per lab, and
+    below them each lab's failed requests per second (from its drill's timeline.csv)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(14, 7))
+    grid = figure.add_gridspec(2, 4)
+    _bars([figure.add_subplot(grid[0, i]) for i in range(4)], rows)
+    _failures_over_time(figure.add_subplot(grid[1, :]), rows)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _bars(axes: list[Any], rows: list[dict[str, Any]]) -> None:
+    labs = [row["lab"] for row in rows]
+    panels = [("rps", "req/s", "tab:blue"), ("p95_ms", "p95 ms", "tab:purple"),
+              ("failed_during_fault", "failed during fault", "tab:red")]
+    for axis, (key, label, color) in zip(axes[:3], panels, strict=True):
+        axis.bar(labs, [float(row.get(key) or 0) for row in rows], color=color)
+        axis.set_title(label)
+    width = 0.4
+    x = list(range(len(labs)))
+    times = axes[3]
+    times.bar([i - width / 2 for i in x], [float(r.get("detection_s") or 0) for r in rows], width, label="detection")
+    times.bar([i + width / 2 for i in x], [float(r.get("recovery_s") or 0) for r in rows], width, label="recovery")
+    times.set_xticks(x, labs)
+    times.set_title("seconds")
+    times.legend(fontsize="small")
+    for axis in axes:
+        axis.tick_params(axis="x", labelrotation=30, labelsize="small")
+
+
+def _failures_over_time(axis: Any, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        timeline = Path(str(row.get("run_dir") or "")) / "main" / "timeline.csv"
+        if not row.get("run_dir") or not timeline.is_file():
+            continue
+        with open(timeline, encoding="utf-8") as handle:
+            seconds = list(csv.DictReader(handle))
+        axis.plot([int(r["second"]) for r in seconds], [int(r["failures"]) for r in seconds], label=row["lab"])
+    axis.set_xlabel("seconds since the load started (the drill's faults at the same times in every lab)")
+    axis.set_ylabel("failed requests / s")
+    if axis.get_lines():
+        axis.legend(fontsize="small", loc="upper right")

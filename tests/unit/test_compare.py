@@ -1,0 +1,97 @@
+"""`labctl compare` without Docker: planning errors before anything starts, and the table,
+JSON rows and chart built from recorded drill.json files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from labctl import compare
+from labctl.cli import main
+from labctl.console import compare_table
+from labctl.errors import LabctlError, UsageError
+
+RECORDED = Path(__file__).parent / "data" / "compare"
+
+
+def test_labs_are_parsed_in_order_once() -> None:
+    assert compare.parse_labs("lb-nginx, lb-haproxy,lb-dns") == ["lb-nginx", "lb-haproxy", "lb-dns"]
+    with pytest.raises(UsageError, match="more than once"):
+        compare.parse_labs("lb-nginx,lb-nginx")
+    with pytest.raises(UsageError):
+        compare.parse_labs(" , ")
+
+
+@pytest.fixture()
+def two_labs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("has", "lacks"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "lab.yaml").write_text("title: t\nsummary: s\napp: {kind: app}\n")
+    (tmp_path / "has" / "drills").mkdir()
+    (tmp_path / "has" / "drills" / "kill-backend.yaml").write_text(
+        "title: k\nload: {duration: 10s}\nsteps:\n  - {at: 2s, fault: kill, target: app}\n")
+    monkeypatch.setenv("LABCTL_LABS_DIR", str(tmp_path))
+    monkeypatch.setattr(compare, "_state", lambda lab: "up")  # no engine needed to plan
+    return tmp_path
+
+
+def test_plan_reports_every_bad_lab_before_anything_starts(two_labs: Path) -> None:
+    assert list(compare.plan(["has"], "kill-backend")) == ["has"]
+    with pytest.raises(LabctlError) as info:
+        compare.plan(["has", "lacks", "nope"], "kill-backend")
+    text = str(info.value)
+    assert text.startswith("cannot compare drill 'kill-backend'; nothing was started:")
+    assert "lacks: lab 'lacks' has no drill 'kill-backend' (drills: none)" in text
+    assert "nope: no lab named 'nope'" in text
+    assert "  has:" not in text
+
+
+def test_cli_exits_1_with_the_plan_error(two_labs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[str] = []
+    monkeypatch.setattr(compare.drill, "run_drill", lambda *a: started.append("drill"))
+    result = CliRunner().invoke(main, ["compare", "--labs", "has,nope", "--drill", "kill-backend"])
+    assert result.exit_code == 1 and "no lab named 'nope'" in result.output and started == []
+    assert CliRunner().invoke(main, ["compare", "--drill", "kill-backend"]).exit_code == 2
+
+
+def recorded_rows() -> list[dict[str, object]]:
+    return compare.compare_rows(compare.load_reports(sorted(RECORDED.glob("*.json"))))
+
+
+def test_rows_from_recorded_drills() -> None:
+    rows = {row["lab"]: row for row in recorded_rows()}
+    assert sorted(rows) == ["lb-dns", "lb-haproxy", "lb-nginx"]
+    for row in rows.values():
+        assert set(compare.COLUMNS) <= set(row)
+        assert row["drill"] == "kill-backend" and row["run_dir"]
+    assert rows["lb-dns"]["generator"] == "in-lab client"
+    assert rows["lb-nginx"]["generator"] == "locust"
+    # The recorded runs show the lesson: only DNS round robin fails requests when a backend dies.
+    assert rows["lb-nginx"]["failed_during_fault"] == 0
+    assert int(rows["lb-dns"]["failed_during_fault"]) > int(rows["lb-haproxy"]["failed_during_fault"])  # type: ignore[call-overload]
+    assert rows["lb-haproxy"]["verdict"] == "fail" and rows["lb-haproxy"]["failures"] == 1
+
+
+def test_table_and_chart(tmp_path: Path) -> None:
+    rows = recorded_rows()
+    console = Console(record=True, width=200)
+    console.print(compare_table(rows, "kill-backend: 10 users, 150 req/s on every lab"))
+    text = console.export_text()
+    for heading in ("req/s", "p95 ms", "failed during fault", "detection s", "recovery s"):
+        assert heading in text
+    for row in rows:
+        line = next(line for line in text.splitlines() if f" {row['lab']} " in line)
+        assert compare.cell(row, "p95_ms") in line and str(row["failed_during_fault"]) in line
+    compare.draw_compare(tmp_path / "compare.png", rows, "kill-backend")
+    assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_aborted_drill_shows_dashes() -> None:
+    aborted = {"lab": "x", "drill": "d", "verdict": "aborted", "requests": 0, "failures": 0,
+               "error_window_s": 0.0, "recovery_s": 0.0}
+    [row] = compare.compare_rows([aborted])
+    assert compare.cell(row, "rps") == "-" and compare.cell(row, "p95_ms") == "-"
+    assert compare.cell(row, "detection_s") == "-" and compare.cell(row, "recovery_s") == "0.00"
