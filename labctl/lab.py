@@ -117,7 +117,7 @@ class Lab:
             if only is not None and block is not only:
                 continue
             suffix = "/stats" if name == "stats" and block.kind == "haproxy" else ""
-            scheme = "mysql" if name in ("mysql", "writer", "reader") else "http"
+            scheme = "mysql" if name in ("mysql", "writer", "reader") else "https" if name == "https" else "http"
             if block.kind != "db":
                 urls[name] = f"{scheme}://{self.bind}:{base}{suffix}"
                 continue

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from labctl import compose, images, inventory, paths
 from labctl.db.setup import ensure_replication
@@ -164,9 +165,11 @@ def reload_lb(lab: Lab, block: Block) -> None:
     """Make a running load balancer re-read its config in place."""
     container = docker_client().containers.get(f"{lab.project}-{block.service_base}")
     if block.kind == "nginx":
+        old = _nginx_workers(container)
         result = container.exec_run(["nginx", "-s", "reload"])
         if result.exit_code != 0:
             raise LabctlError(f"nginx reload failed in {container.name}: {result.output.decode().strip()}")
+        _wait_new_nginx_workers(container, old)
     else:
         container.kill(signal="SIGUSR2")  # HAProxy's master (-W) reloads its workers on USR2
 
@@ -177,6 +180,25 @@ def reload_dns(lab: Lab, block: Block) -> None:
     result = container.exec_run(["sh", "-c", "cp /etc/labctl-dns/db.zone /var/lib/bind/db.zone && kill -HUP 1"])
     if result.exit_code != 0:
         raise LabctlError(f"DNS reload failed in {container.name}: {result.output.decode().strip()}")
+
+
+def _nginx_workers(container: Any) -> set[str]:
+    """PIDs of the Nginx workers taking new connections (not those finishing old ones)."""
+    top = container.top()
+    pid, cmd = top["Titles"].index("PID"), top["Titles"].index("CMD")
+    return {row[pid] for row in top["Processes"]
+            if "worker process" in row[cmd] and "shutting down" not in row[cmd]}
+
+
+def _wait_new_nginx_workers(container: Any, old: set[str], timeout: float = 10.0) -> None:
+    # `nginx -s reload` only signals the master: until it has started workers with the new
+    # config, new connections still reach the old ones. A config the master rejects keeps them.
+    deadline = time.monotonic() + timeout
+    while (workers := _nginx_workers(container)) == set() or workers & old:
+        if time.monotonic() > deadline:
+            raise LabctlError(f"nginx in {container.name} kept its old config after a reload; "
+                              f"see 'docker logs {container.name}'")
+        time.sleep(POLL_SECONDS / 5)
 
 
 def _remove_extra_instances(lab: Lab, progress: Progress) -> None:

@@ -84,7 +84,7 @@ def endpoint_url(lab: str, endpoint: str) -> str:
         known = ", ".join(status.endpoints) or "none"
         raise LoadError(f"lab '{lab}' publishes no endpoint '{endpoint}' (endpoints: {known})")
     # Load goes to the published port on loopback only, whatever address the lab binds.
-    return re.sub(r"^http://[^:/]+", "http://127.0.0.1", url).removesuffix("/stats")
+    return re.sub(r"^(https?)://[^:/]+", r"\1://127.0.0.1", url).removesuffix("/stats")
 
 
 def new_run_dir(lab: str, kind: str) -> Path:

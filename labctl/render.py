@@ -16,6 +16,7 @@ from labctl import dnslab, paths
 from labctl.db.secrets import ensure_secrets
 from labctl.errors import LabctlError
 from labctl.lab import Block, Lab
+from labctl.tlscert import ensure_tls
 
 # Config files each kind of block gets, rendered from templates/<kind>/<file>.j2.
 CONFIG_FILES: dict[str, tuple[str, ...]] = {
@@ -23,6 +24,8 @@ CONFIG_FILES: dict[str, tuple[str, ...]] = {
     "haproxy": ("haproxy.cfg",),
     "dns": ("named.conf", "db.zone"),
 }
+# Files an nginx block with `static: on` serves under /static/, from templates/nginx/static/.
+NGINX_STATIC_FILES = ("index.html", "catalog.json")
 STATE_FILE = "labctl-lab.json"
 
 
@@ -74,7 +77,11 @@ def _config_templates(lab: Lab, block: Block) -> list[tuple[str, str, dict[str, 
                 for index, node in enumerate(block.instances(), start=1)]
     if block.kind == "haproxy" and lab.blocks[block.params["backends"]].kind == "db":
         return [("haproxy/db-router.cfg.j2", "haproxy.cfg", {})]
-    return [(f"{block.kind}/{name}.j2", name, {}) for name in CONFIG_FILES.get(block.kind, ())]
+    configs: list[tuple[str, str, dict[str, object]]] = [
+        (f"{block.kind}/{name}.j2", name, {}) for name in CONFIG_FILES.get(block.kind, ())]
+    if block.kind == "nginx" and block.params.get("static"):
+        configs += [(f"nginx/static/{name}.j2", f"static/{name}", {}) for name in NGINX_STATIC_FILES]
+    return configs
 
 
 def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
@@ -125,6 +132,9 @@ def render_lab(lab: Lab, images: dict[str, str], folder: Path | None = None) -> 
         shutil.rmtree(staging, ignore_errors=True)
     if any(block.kind == "db" for block in lab.blocks.values()):
         ensure_secrets(target)
+    for block in lab.blocks.values():
+        if block.kind == "nginx" and block.params.get("tls"):
+            ensure_tls(target / block.name, lab.name, block.service_base, lab.bind)
     written = tuple(target / relative for relative in files)
     return RenderedLab(target, target / "compose.yaml", written, changed)
 

@@ -87,11 +87,37 @@ DB_SCHEMA = _block(
 # labctl reaches every node on its published port to set up and watch replication.
 DB_SCHEMA["required"] = ["kind", "publish"]
 
+_SWITCH = {"type": "boolean", "description": "on or off"}
+
+# Nginx features, each a switch (off by default) with its settings beside it.
+_NGINX_FEATURES = {
+    "static": _SWITCH,
+    "cache": _SWITCH,
+    "cache_valid": _DURATION,
+    "gzip": _SWITCH,
+    "gzip_level": {"type": "integer", "minimum": 1, "maximum": 9},
+    "tls": _SWITCH,
+    "rate_limit": _SWITCH,
+    "rate_limit_rate": {"type": "string", "pattern": r"^[0-9]+r/(s|m)$", "description": "a rate like 10r/s or 600r/m"},
+    "rate_limit_burst": {"type": "integer", "minimum": 0, "maximum": 100000},
+    "access": _SWITCH,
+    "access_rules": {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "string",
+            "pattern": r"^(allow|deny) (all|[0-9a-fA-F.:]+(/[0-9]{1,3})?)$",
+            "description": "a rule like 'allow 10.0.0.0/8' or 'deny all'",
+        },
+    },
+}
+
 NGINX_SCHEMA = _block(
     "nginx",
     {
         **_LB_COMMON,
-        "publish": _publish("http"),
+        **_NGINX_FEATURES,
+        "publish": _publish("http", "https"),
         "algorithm": {"enum": _ALGORITHMS},
         "worker_processes": {
             "anyOf": [{"const": "auto"}, {"type": "integer", "minimum": 1, "maximum": 64}]
@@ -344,6 +370,20 @@ _LB_HEALTH_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
+_NGINX_FEATURE_DEFAULTS: dict[str, Any] = {
+    "static": False,
+    "cache": False,
+    "cache_valid": "10s",
+    "gzip": False,
+    "gzip_level": 5,
+    "tls": False,
+    "rate_limit": False,
+    "rate_limit_rate": "10r/s",
+    "rate_limit_burst": 20,
+    "access": False,
+    "access_rules": ["allow 127.0.0.1", "deny all"],
+}
+
 BLOCK_DEFAULTS: dict[str, dict[str, Any]] = {
     "app": {"replicas": 1, "workers": 2, "publish": {}},
     "nginx": {
@@ -353,6 +393,7 @@ BLOCK_DEFAULTS: dict[str, dict[str, Any]] = {
         "worker_connections": 1024,
         "keepalive": 32,
         "health": _LB_HEALTH_DEFAULTS["nginx"],
+        **_NGINX_FEATURE_DEFAULTS,
     },
     "db": {
         "flavor": "mysql",
