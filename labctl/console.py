@@ -215,8 +215,11 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
     out.print(f"drill {report['drill']} on {report['lab']}: [{style}]{report['verdict'].upper()}[/{style}]")
     if report["verdict"] == "aborted":
         before = report["steady_state_before"]
-        out.print(f"steady state did not hold before the fault: error rate {before['error_rate']}, "
-                  f"p95 {before['p95_ms']} ms (bound {before['bound']})")
+        if "error" in before:  # the lab never became healthy, so nothing was measured
+            out.print(f"steady state did not hold before the fault: {before['error']}")
+        else:
+            out.print(f"steady state did not hold before the fault: error rate {before['error_rate']}, "
+                      f"p95 {before['p95_ms']} ms (bound {before['bound']})")
     out.print(f"requests {report['requests']}, failed {report['failures']}, error window "
               f"{report['error_window_s']} s, detection {report.get('detection_s', 0.0)} s, "
               f"recovery {report['recovery_s']} s")
