@@ -33,7 +33,12 @@ def labctl(*args: str) -> subprocess.CompletedProcess[str]:
 def one_drill(lab: str) -> dict[str, Any]:
     result = labctl("drill", lab, "kill-primary", "--json")
     if not result.stdout.strip():
-        raise SystemExit(f"drill on {lab} printed nothing:\n{result.stderr}")
+        # A drill that ended in an error still counts as a run: its RTO is missing.
+        error = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"  {lab}: drill error: {error}", flush=True)
+        labctl("db", "failover", lab)
+        labctl("db", "rejoin", lab)
+        return {"verdict": "error", **{figure: None for figure in FIGURES}}
     report = json.loads(result.stdout)
     failover = report.get("failover") or {}
     return {"verdict": report["verdict"], "rto_s": report.get("rto_s"),
@@ -87,7 +92,10 @@ def main() -> None:
         print(f"  {figure:14}" + "".join(f"{show(m):>22}{show(w):>9}" for m, w in zip(medians, worsts, strict=True))
               + f"{show(ratio):>8}")
     lost_runs = sum(1 for r in rows[labs[0]] if r["lost"])
-    print(f"\n  {labs[0]}: runs with a lost acknowledged write: {lost_runs} of {args.runs}")
+    counted = sum(1 for r in rows[labs[0]] if r["lost"] is not None)
+    verdicts = [r["verdict"] for r in rows[labs[0]]]
+    print(f"\n  {labs[0]}: runs with a lost acknowledged write: {lost_runs} of {counted} counted "
+          f"({args.runs} runs; verdicts: " + ", ".join(f"{v} {verdicts.count(v)}" for v in sorted(set(verdicts))) + ")")
 
 
 if __name__ == "__main__":
