@@ -45,6 +45,15 @@ def label_filters(lab: str | None) -> dict[str, Any]:
 
 def lab_containers(lab: str | None) -> list[Any]:
     """Containers (running or not) that carry labctl's labels for `lab` (or any lab)."""
+    import docker.errors
+
+    # The SDK inspects each listed container; one removed in between (Compose tearing down
+    # at the same moment) is a 404 for the whole list, so the list is simply taken again.
+    for _ in range(4):
+        try:
+            return list(docker_client().containers.list(all=True, filters=label_filters(lab)))
+        except docker.errors.NotFound:
+            continue
     return list(docker_client().containers.list(all=True, filters=label_filters(lab)))
 
 

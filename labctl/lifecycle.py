@@ -111,7 +111,7 @@ def check_ports(lab: Lab) -> None:
     """Fail before anything starts when a published port is taken by something else."""
     ours = {p for s in inventory.service_states(lab.name) for p in _ports_of(s)}
     for name, (block, _base) in lab.endpoints().items():
-        port = next((p for p in block.host_ports(name) if p not in ours and not port_is_free(p, lab.bind)), None)
+        port = next((p for p in block.host_ports(name) if p not in ours and not _free_soon(p, lab.bind)), None)
         if port is None:
             continue
         holder = port_holder(port) or "another process"
@@ -119,6 +119,17 @@ def check_ports(lab: Lab) -> None:
             f"port {port} ({block.name}.publish.{name}) on {lab.bind} is in use by {holder}; "
             f"stop it, or choose another port with --set {block.name}.publish.{name}=PORT"
         )
+
+
+def _free_soon(port: int, bind: str, grace: float = 5.0) -> bool:
+    # Docker's port proxy of a container removed a moment ago can hold the port for a few
+    # seconds more: a lab taken down and brought up again must not trip over it.
+    deadline = time.monotonic() + grace
+    while not port_is_free(port, bind):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
 
 
 def _ports_of(state: inventory.ServiceState) -> list[int]:

@@ -147,21 +147,21 @@ def test_semisync_falls_back_to_async_when_no_replica_answers(home: Cli, flavor:
 
 
 def test_db_check_finds_an_errant_transaction_and_rejoin_repairs_it(home: Cli) -> None:
-    home.ok("up", "db-failover")
-    assert json.loads(home.ok("db", "check", "db-failover", "--json"))["consistent"] is True
-    lab = running_lab("db-failover")
+    home.ok("up", "db-replication")
+    assert json.loads(home.ok("db", "check", "db-replication", "--json"))["consistent"] is True
+    lab = running_lab("db-replication")
     replica = db.node_named(lab, "db-2")
     db.execute(lab, replica, ["SET GLOBAL super_read_only = OFF",
                               "INSERT INTO labctl.writes (id, served_by) VALUES ('planted', 'test')",
                               "SET GLOBAL super_read_only = ON"])
-    result = home.run("db", "check", "db-failover", "--json")
+    result = home.run("db", "check", "db-replication", "--json")
     assert result.returncode == 1
     check = json.loads(result.stdout)
     nodes = {row["node"]: row for row in check["nodes"]}
     assert nodes["db-2"]["errant_gtids"] and nodes["db-2"]["same_as_primary"] is False
     assert not nodes["db-3"]["errant_gtids"] and nodes["db-3"]["same_as_primary"] is True
-    assert "db-2 rebuilt" in home.ok("db", "rejoin", "db-failover", "db-2")
-    assert json.loads(home.ok("db", "check", "db-failover", "--json"))["consistent"] is True
+    assert "db-2 rebuilt" in home.ok("db", "rejoin", "db-replication", "db-2")
+    assert json.loads(home.ok("db", "check", "db-replication", "--json"))["consistent"] is True
 
 
 def test_replica_lag_drill_counts_stale_reads(home: Cli) -> None:
