@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -160,13 +161,18 @@ def _write_in_place(path: Path, text: str) -> None:
     os.chmod(path, 0o644)
 
 
+def rendered_state(name: str) -> dict[str, Any] | None:
+    """What the last render of a lab recorded (its overrides and images), if it was rendered."""
+    try:
+        return dict(json.loads((paths.compose_dir(name) / STATE_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
 def running_lab(name: str) -> Lab:
     """A lab as it was last rendered: the lab file with the overrides `up` was given."""
     from labctl.lab import load_lab
     from labctl.overrides import parse_overrides
 
-    try:
-        state = json.loads((paths.compose_dir(name) / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return load_lab(name)
+    state = rendered_state(name) or {}
     return load_lab(name, parse_overrides(list(state.get("overrides", []))))

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl import compose, inventory, lifecycle, paths
+from labctl import compose, inventory, lifecycle
 from labctl.errors import LabctlError, UsageError
 from labctl.lab import load_lab
 from labctl.load import LoadOptions, new_run_dir, run_load
 from labctl.overrides import parse_overrides
-from labctl.render import STATE_FILE, render_lab
+from labctl.render import render_lab, rendered_state
 
 Progress = lifecycle.Progress
 
@@ -40,10 +40,10 @@ def parse_scale(spec: str) -> tuple[str, int]:
 
 
 def _rendered_state(lab: str) -> dict[str, Any]:
-    state_file = paths.compose_dir(lab) / STATE_FILE
-    if not state_file.is_file() or not inventory.service_states(lab):
+    state = rendered_state(lab)
+    if state is None or not inventory.service_states(lab):
         raise LabctlError(f"lab '{lab}' is not up; start it with 'labctl up {lab}'")
-    return dict(json.loads(state_file.read_text(encoding="utf-8")))
+    return state
 
 
 def scale(lab_name: str, block_name: str, count: int, progress: Progress) -> ScaleResult:
