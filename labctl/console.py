@@ -184,6 +184,7 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
     for backend, count in summary["backends"].items():
         spread.add_row(backend, str(count), f"{summary['backend_share'][backend]:.1%}")
     out.print(spread)
+    show_errors(summary.get("errors", []))
     if summary["load_gen_bound"]:
         err.print("[bold red]LOAD GENERATOR BOUND:[/bold red] Locust used "
                   f"{summary['load_gen_cpu_per_process']:.0%} of a core per process; the numbers show the "
@@ -232,7 +233,14 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
         ok = "[green]yes[/green]" if e["ok"] else "[red]NO[/red]"
         table.add_row(e["name"], str(e["expected"]), str(e["observed"]), ok)
     out.print(table)
+    show_errors(report.get("errors", []))
     out.print(f"report: {run_dir / 'report.md'} (drill.json, drill.png)")
+
+
+def show_errors(errors: list[dict[str, Any]]) -> None:
+    """The most frequent reasons requests failed, as Locust recorded them."""
+    for e in errors:
+        out.print(f"  failed {e['count']}x: {e['request']}: {e['error']}")
 
 
 def compare_table(rows: list[dict[str, Any]], title: str) -> Table:

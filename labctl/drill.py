@@ -347,7 +347,8 @@ def _finish(result: DrillResult, lab: str, drill: Drill, verdict: str | None, be
         expectations = evaluate(drill.expect, summary, measured)
         report.update(measured, expectations=expectations, requests=summary["requests"],
                       failures=summary["failures"], rps=summary["rps"], latency_ms=summary["latency_ms"],
-                      backends=summary["backends"], generator=summary.get("generator", "locust"),
+                      backends=summary["backends"], errors=summary.get("errors", []),
+                      generator=summary.get("generator", "locust"),
                       load={k: summary[k] for k in ("model", "users", "target_rps", "duration_s")})
         if verdict is None:
             verdict = _verdict(expectations, after)

@@ -56,5 +56,8 @@ def _markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Expectations", "", "| expectation | expected | observed | ok |", "|---|---|---|---|"]
     lines += [f"| {e['name']} | {e['expected']} | {e['observed']} | {'yes' if e['ok'] else 'NO'} |"
               for e in report["expectations"]]
+    if report.get("errors"):
+        lines += ["", "## Why requests failed", "", "| request | error | count |", "|---|---|---|"]
+        lines += [f"| {e['request']} | {e['error']} | {e['count']} |" for e in report["errors"]]
     lines += ["", "![timeline](drill.png)", ""]
     return "\n".join(lines)

@@ -152,10 +152,22 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
             ensure_replication(lab, progress, timeout=timeout)
     except KeyboardInterrupt:
         progress("interrupted: removing what was started")
-        down(lab.name)
+        _remove_interrupted(lab.name)
         raise
     seconds = time.monotonic() - started
     return UpResult(lab, rendered, chosen, reason, lab.endpoint_urls(), seconds)
+
+
+def _remove_interrupted(lab: str, settle: float = 1.0, timeout: float = 20.0) -> None:
+    # Requests the killed `docker compose` had already sent still complete in the engine,
+    # so a container can appear after the first sweep: sweep until the lab stays empty.
+    deadline = time.monotonic() + timeout
+    while True:
+        down(lab)
+        time.sleep(settle)
+        left = inventory.lab_containers(lab) or inventory.lab_networks(lab)
+        if not left or time.monotonic() > deadline:
+            return
 
 
 def apply_changes(lab: Lab, rendered: RenderedLab, running: set[str], progress: Progress) -> None:

@@ -3,6 +3,7 @@ and what it saw turned into summary.json, timeline.csv and a chart in the run fo
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -196,7 +197,19 @@ def finish_load(run: LocustRun) -> tuple[list[Sample], dict[str, Any]]:
     summary = summarize(run.lab, run.run_dir.name, samples, run.options, _children_cpu() - run.cpu_before, wall)
     summary["locust_exit_code"] = run.process.returncode
     summary["generator"] = run.generator
+    summary["errors"] = failure_kinds(run.run_dir)
     return samples, summary
+
+
+def failure_kinds(run_dir: Path, limit: int = 5) -> list[dict[str, Any]]:
+    """The most frequent failure messages Locust recorded, so a failed request says why."""
+    path = run_dir / "locust_failures.csv"
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = [{"error": row["Error"], "request": f"{row['Method']} {row['Name']}", "count": int(row["Occurrences"])}
+                for row in csv.DictReader(handle) if row.get("Occurrences", "").isdigit()]
+    return sorted(rows, key=lambda row: -row["count"])[:limit]
 
 
 def stop_load(run: LocustRun) -> None:

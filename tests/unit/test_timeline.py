@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from labctl.errors import UsageError
-from labctl.load import LoadOptions, parse_duration, parse_processes, summarize
+from labctl.load import LoadOptions, failure_kinds, parse_duration, parse_processes, summarize
 from labctl.timeline import Sample, bucket, parse_samples, percentile
 
 
@@ -53,3 +55,17 @@ def test_summary_fields_and_shares() -> None:
     assert summary["load_gen_bound"] is False
     bound = summarize("lb-nginx", "run", samples, LoadOptions(users=5), cpu_seconds=2.9, wall=3.0)
     assert bound["load_gen_bound"] is True
+
+
+def test_failure_kinds_names_the_most_frequent_reasons_first(tmp_path: Path) -> None:
+    (tmp_path / "locust_failures.csv").write_text(
+        "Method,Name,Error,Occurrences,First Seen,Last Seen\n"
+        "GET,/,HTTPError('502 Bad Gateway'),2,1,2\n"
+        "GET,/,ConnectionResetError(104),7,1,2\n", encoding="utf-8")
+    kinds = failure_kinds(tmp_path)
+    assert [k["count"] for k in kinds] == [7, 2]
+    assert kinds[0] == {"error": "ConnectionResetError(104)", "request": "GET /", "count": 7}
+
+
+def test_failure_kinds_is_empty_without_a_failures_file(tmp_path: Path) -> None:
+    assert failure_kinds(tmp_path) == []
