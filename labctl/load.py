@@ -207,9 +207,10 @@ def failure_kinds(run_dir: Path, limit: int = 5) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     with open(path, encoding="utf-8", newline="") as handle:
-        rows = [{"error": row["Error"], "request": f"{row['Method']} {row['Name']}", "count": int(row["Occurrences"])}
-                for row in csv.DictReader(handle) if row.get("Occurrences", "").isdigit()]
-    return sorted(rows, key=lambda row: -row["count"])[:limit]
+        rows = [row for row in csv.DictReader(handle) if row.get("Occurrences", "").isdigit()]
+    rows.sort(key=lambda row: -int(row["Occurrences"]))
+    return [{"error": row["Error"], "request": f"{row['Method']} {row['Name']}", "count": int(row["Occurrences"])}
+            for row in rows[:limit]]
 
 
 def stop_load(run: LocustRun) -> None:
