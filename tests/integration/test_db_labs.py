@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from labctl.db import nodes as db
+from labctl.dockerenv import docker_client
 from labctl.render import running_lab
 from tests.integration.conftest import Cli
 
@@ -107,6 +109,31 @@ def test_async_kill_primary_drill_counts_lost_writes(home: Cli) -> None:
     present = _ids_on_primary(primary, report["ids"]["lost"])
     assert present == set(), "a write counted lost is on the primary"
     # After the drill the old primary was rebuilt and follows the new one: the lab is whole again.
+    check = json.loads(home.ok("db", "check", "db-failover", "--json"))
+    assert check["consistent"] and not check["unreachable"]
+
+
+def test_manual_failover_drill_times_the_person_at_the_keyboard(home: Cli) -> None:
+    # kill-primary-manual, as an attendee runs it: the drill in one terminal, and
+    # `labctl db failover` in another once writes start failing.
+    home.ok("up", "db-failover")
+    drill = subprocess.Popen([*home.argv(), "drill", "db-failover", "kill-primary-manual", "--json"],
+                             env=home.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    primary = docker_client().containers.get("labctl-db-failover-db-1")
+    deadline = time.monotonic() + 120
+    while primary.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        primary.reload()
+    seen_dead = time.time()
+    time.sleep(3)  # the person notices, then types
+    failover_started = time.time()
+    home.ok("db", "failover", "db-failover")
+    stdout, stderr = drill.communicate(timeout=300)
+    assert drill.returncode == 0, stderr
+    report = json.loads(stdout)
+    assert report["verdict"] == "pass" and report["writes"]["unexpected"] == 0
+    # No write can be acknowledged by a new primary before the failover began.
+    assert report["rto_s"] >= failover_started - seen_dead
     check = json.loads(home.ok("db", "check", "db-failover", "--json"))
     assert check["consistent"] and not check["unreachable"]
 
