@@ -100,7 +100,7 @@ def _fence(lab: Lab, node: db.Node) -> str:
 def _catch_up_with(lab: Lab, old: db.NodeState, candidates: list[db.NodeState]) -> str:
     # A planned switchover: the old primary still answers, so every replica can reach its GTIDs.
     for state in candidates:
-        _wait_applied(lab, state.node, old.gtid_executed, 10)
+        db.wait_applied(lab, state.node, old.gtid_executed, 10)
     return f"replicas have {old.node.name}'s transactions"
 
 
@@ -115,17 +115,7 @@ def _apply_own_relay_log(lab: Lab, node: db.Node) -> None:
     db.execute(lab, node, ["STOP REPLICA IO_THREAD"])
     received = str(db.read_state(lab, node).replica.get(db.lab_flavor(lab).received) or "")
     if received:
-        _wait_applied(lab, node, received, 10)
-
-
-def _wait_applied(lab: Lab, node: db.Node, gtids: str, timeout: int) -> None:
-    connection = db.connect(lab, node, timeout + 2)
-    try:
-        rows = db.run_sql(connection, db.lab_flavor(lab).wait_applied, (gtids, timeout))
-    finally:
-        connection.close()
-    if rows and int(rows[0]["timed_out"] or 0):
-        raise db.DbError(f"{node.name} did not apply {gtids} within {timeout} s")
+        db.wait_applied(lab, node, received, 10)
 
 
 def _most_advanced(lab: Lab, candidates: list[db.NodeState], to: str | None) -> db.Node:

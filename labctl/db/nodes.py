@@ -202,3 +202,14 @@ def current_primary(found: list[NodeState]) -> NodeState | None:
     """The reachable writable node, if exactly one is writable."""
     writable = [s for s in found if s.role == "primary"]
     return writable[0] if len(writable) == 1 else None
+
+
+def wait_applied(lab: Lab, node: Node, gtids: str, timeout: int) -> None:
+    """Block until `node` has applied every transaction in `gtids` (or fail after `timeout` s)."""
+    connection = connect(lab, node, timeout + 2)
+    try:
+        rows = run_sql(connection, lab_flavor(lab).wait_applied, (gtids, timeout))
+    finally:
+        connection.close()
+    if rows and int(rows[0]["timed_out"] or 0):
+        raise DbError(f"{node.name} did not apply {gtids} within {timeout} s")

@@ -17,6 +17,7 @@ from labctl.dockerenv import docker_client
 from labctl.lab import Lab
 
 Progress = Callable[[str], None]
+CATCH_UP_TIMEOUT_S = 300
 
 
 def strays(lab: Lab, found: list[db.NodeState], primary: db.NodeState) -> list[db.NodeState]:
@@ -56,10 +57,22 @@ def _rejoin_one(lab: Lab, state: db.NodeState, primary: db.NodeState, progress: 
     point_at(lab, state.node, primary.node.name)
     if rebuild:
         wait_replicating(lab, 60, progress)
+        _catch_up(lab, state.node, primary.node, progress)
         install_heartbeat_event(lab, state.node)
     done = f"{state.node.name} {'rebuilt and ' if rebuild else ''}replicates from {primary.node.name}"
     progress(done)
     return done
+
+
+def _catch_up(lab: Lab, node: db.Node, primary: db.Node, progress: Progress) -> None:
+    # A rebuilt node replays the primary's whole binary log. Until it has, its copy of the
+    # data is old and a failover that picked it would first wait for the replay: the lab is
+    # whole again only once it has caught up.
+    target = db.read_state(lab, primary).gtid_executed
+    started = time.monotonic()
+    progress(f"{node.name}: replaying the primary's binary log")
+    db.wait_applied(lab, node, target, CATCH_UP_TIMEOUT_S)
+    progress(f"{node.name}: caught up in {time.monotonic() - started:.1f} s")
 
 
 def _gtid_state(lab: Lab, node: db.Node) -> str:
