@@ -3,6 +3,7 @@ and errant transactions (a replica's GTIDs the primary never had)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import mysql.connector
@@ -41,13 +42,8 @@ def check(lab: Lab) -> dict[str, Any]:
 
 
 def _catch_up(lab: Lab, node: db.Node, gtids: str) -> None:
-    connection = db.connect(lab, node, CATCH_UP_S + 2)
-    try:
-        db.run_sql(connection, db.lab_flavor(lab).wait_applied, (gtids, CATCH_UP_S))
-    except mysql.connector.Error:
-        pass  # a replica that cannot catch up shows as different below
-    finally:
-        connection.close()
+    with contextlib.suppress(mysql.connector.Error, db.DbError):
+        db.wait_applied(lab, node, gtids, CATCH_UP_S)  # a replica that cannot catch up shows as different below
 
 
 def _node_row(lab: Lab, node: db.Node, kind: Any) -> dict[str, Any]:
