@@ -16,7 +16,7 @@ from labctl.errors import LabConfigError, LabctlError, Problem
 from labctl.lab import lab_folder
 from labctl.load import LoadOptions, finish_load, new_run_dir, parse_duration, start_load, stop_load, write_run
 from labctl.schema import schema_errors
-from labctl.timeline import Sample, bucket, percentile
+from labctl.timeline import Sample, bucket
 from labctl.yamlsource import dotted, load_yaml_file
 
 Progress = Callable[[str], None]
@@ -281,33 +281,33 @@ def measure(samples: list[Sample], start: float, faults: list[dict[str, Any]], b
     return {"error_window_s": window, "recovery_s": recovery}
 
 
-# A request counts as hit by the fault when it failed, or when it took SLOW_FACTOR times the
-# median of its own second (and SLOW_MARGIN_MS more), and SLOW_FACTOR times the steady p95: the
-# median of the same second keeps a busy machine's backlog, which slows everything, from counting.
+# A request counts as hit by the fault when it failed, or when the time from sending it to its
+# answer was SLOW_FACTOR times the steady p95 and SLOW_MARGIN_MS more. Service time, not latency:
+# in the open model latency counts from when a request was due, so a load generator's backlog
+# (a busy machine, or users stuck behind one hit request) makes requests late without the
+# backend having been slow for them.
 SLOW_FACTOR = 3.0
 SLOW_MARGIN_MS = 50.0
 DETECTION_GAP_S = 1.0
 
 
 def detection(samples: list[Sample], start: float, faults: list[dict[str, Any]], baseline_p95: float) -> dict[str, Any]:
-    """detection_s: from the first fault to the end of the first burst of hit requests (failed or
-    much slower than the others, with gaps under 1 s), i.e. until traffic stopped going to the
-    broken backend, capped at the revert; failed_during_fault: failures from the first fault on."""
+    """detection_s: from the first fault until the last request of the first burst of hit ones
+    (sent less than 1 s apart) was sent, i.e. until traffic stopped going to the broken backend,
+    capped at the revert; failed_during_fault: failures from the first fault on."""
     if not faults:
         return {"detection_s": 0.0, "failed_during_fault": 0}
     first = start + min(float(f["at_s"]) for f in faults)
     healed = [float(f["reverted_at_s"]) for f in faults if f.get("reverted_at_s") is not None]
     end = start + min(healed) if healed else float("inf")
-    after = sorted((s for s in samples if s.at >= first), key=lambda s: s.at)
-    medians = {row.second: percentile(sorted(row.latencies), 0.5) for row in bucket(after, first)}
+    after = [s for s in samples if s.at >= first]
+    slow = max(baseline_p95 * SLOW_FACTOR, baseline_p95 + SLOW_MARGIN_MS)
+    hit = sorted(s.sent_at for s in after if not s.ok or s.served_ms > slow)
     last = first
-    for sample in after:
-        median = medians[max(0, int(sample.at - first))]
-        slow = max(median * SLOW_FACTOR, median + SLOW_MARGIN_MS, baseline_p95 * SLOW_FACTOR)
-        if not sample.ok or sample.latency_ms > slow:
-            if sample.at - last > DETECTION_GAP_S or sample.at > end:
-                break
-            last = sample.at
+    for sent in hit:
+        if sent - last > DETECTION_GAP_S:
+            break
+        last = max(last, min(sent, end))
     return {"detection_s": round(last - first, 2), "failed_during_fault": sum(1 for s in after if not s.ok)}
 
 

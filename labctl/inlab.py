@@ -1,6 +1,6 @@
 """Load generated inside a lab: labctl's client runs in the lab's client container, where
 names resolve through the lab's own DNS server, and writes the same sample lines as the
-Locust plugin (`time,latency_ms,backend,ok`), so summaries, drills and charts read it unchanged."""
+Locust plugin (`time,latency_ms,backend,ok,service_ms`), so summaries, drills and charts read it unchanged."""
 
 from __future__ import annotations
 

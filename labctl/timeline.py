@@ -18,6 +18,16 @@ class Sample:
     latency_ms: float
     backend: str
     ok: bool
+    service_ms: float | None = None  # send to completion; latency_ms counts from when it was due
+
+    @property
+    def served_ms(self) -> float:
+        """Send to completion (files from before the service column: the latency)."""
+        return self.latency_ms if self.service_ms is None else self.service_ms
+
+    @property
+    def sent_at(self) -> float:
+        return self.at - self.served_ms / 1000.0
 
 
 @dataclass
@@ -31,14 +41,15 @@ class Second:
 
 
 def parse_samples(lines: Iterable[str]) -> list[Sample]:
-    """Parse the plugin's `time,latency,backend,ok` lines, skipping torn ones."""
+    """Parse the plugin's `time,latency,backend,ok[,service]` lines, skipping torn ones."""
     samples = []
     for line in lines:
         parts = line.rstrip("\n").split(",")
-        if len(parts) != 4 or not parts[3]:
+        if len(parts) not in (4, 5) or not parts[-1]:
             continue
         try:
-            samples.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1"))
+            service = float(parts[4]) if len(parts) == 5 else None
+            samples.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1", service))
         except ValueError:
             continue
     return samples

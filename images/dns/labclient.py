@@ -10,8 +10,9 @@ cached address, until the cached answer expires. There is no health checking any
     labclient.py wait ADDRESS             wait until the app there answers /health
     labclient.py load --clients N --duration S [--rate R]
 
-`load` prints one line per request on stdout, `time,latency_ms,backend,ok` (labctl's sample
-format), and one line per DNS answer on stderr. Standard library only.
+`load` prints one line per request on stdout, `time,latency_ms,backend,ok,service_ms`
+(labctl's sample format: latency counts from when the request was due, service from when it
+was sent), and one line per DNS answer on stderr. Standard library only.
 """
 
 from __future__ import annotations
@@ -89,10 +90,10 @@ class Output:
         self.lock = threading.Lock()
         self.last_flush = 0.0
 
-    def sample(self, latency_ms: float, backend: str, ok: bool) -> None:
+    def sample(self, latency_ms: float, service_ms: float, backend: str, ok: bool) -> None:
         now = time.time()
         with self.lock:
-            sys.stdout.write(f"{now:.4f},{latency_ms:.2f},{backend},{1 if ok else 0}\n")
+            sys.stdout.write(f"{now:.4f},{latency_ms:.2f},{backend},{1 if ok else 0},{service_ms:.2f}\n")
             if now - self.last_flush > 0.5:
                 sys.stdout.flush()
                 self.last_flush = now
@@ -148,6 +149,7 @@ class StubClient:
         self.conn = None
 
     def request(self, due: float) -> None:
+        sent = time.monotonic()
         try:
             conn = self._connection(self.address())
             conn.request("GET", self.path, headers={"Host": NAME})
@@ -162,7 +164,8 @@ class StubClient:
         except (OSError, http.client.HTTPException):
             self.close()  # reconnect next time: to the same cached address
             ok, backend = False, ""
-        self.out.sample((time.monotonic() - due) * 1000.0, backend, ok)
+        done = time.monotonic()
+        self.out.sample((done - due) * 1000.0, (done - sent) * 1000.0, backend, ok)
 
     def run(self, until: float, interval: float) -> None:
         due = time.monotonic() + (random.random() * interval if interval else 0.0)

@@ -1,8 +1,8 @@
 """labctl's Locust plugin, loaded by every Locust process beside the lab's locustfile.
 
 It records one line per request: completion time, latency, the backend named in
-X-Served-By, and success. labctl builds its timeline and per-backend spread from these
-files. Standard library and Locust only: this runs under gevent's monkey-patching.
+X-Served-By, success, and the time from sending to completion. labctl builds its timeline
+and per-backend spread from these files. Standard library and Locust only: this runs under gevent's monkey-patching.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def record(response_time: float, response: Any = None, context: Any = None, exce
     headers = getattr(response, "headers", None)
     backend = (headers.get("X-Served-By") or headers.get("x-served-by") or "") if headers else ""
     handle = _samples_file()
-    handle.write(f"{now:.4f},{latency:.2f},{backend},{0 if exception else 1}\n")
+    service = float(response_time or 0)
+    handle.write(f"{now:.4f},{latency:.2f},{backend},{0 if exception else 1},{service:.2f}\n")
     if now - _last_flush[0] > 0.5:
         handle.flush()
         _last_flush[0] = now

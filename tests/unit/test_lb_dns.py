@@ -102,22 +102,32 @@ def test_lb_dns_drills_withdraw_the_record_with_the_kill() -> None:
     assert all(s.get("fault") != "withdraw" for s in load_drill("lb-dns", "kill-no-withdraw").steps)
 
 
-def test_detection_ends_with_the_first_burst_of_hit_requests() -> None:
+def test_detection_ends_when_the_last_hit_request_of_the_first_burst_was_sent() -> None:
     start = 1000.0
     ok = [Sample(start + t / 10, 2.0, "app-1", True) for t in range(150)]
     hit = [Sample(start + 4.1, 500.0, "", False), Sample(start + 4.6, 400.0, "app-3", True),
            Sample(start + 5.3, 501.0, "", False),
            Sample(start + 9.0, 900.0, "app-1", True)]  # a later, separate spike is not detection
     faults = [{"at_s": 4.0, "reverted_at_s": 11.0}]
-    assert detection(ok + hit, start, faults, baseline_p95=5.0) == {"detection_s": 1.3, "failed_during_fault": 2}
+    # the last hit request of the burst was sent at 5.3 - 0.501
+    assert detection(ok + hit, start, faults, baseline_p95=5.0) == {"detection_s": 0.8, "failed_during_fault": 2}
     assert detection(ok, start, faults, 5.0) == {"detection_s": 0.0, "failed_during_fault": 0}
     # still failing when the fault was reverted: detection is capped at the revert
     stuck = [Sample(start + 4 + t / 2, 500.0, "", False) for t in range(20)]
     assert detection(ok + stuck, start, faults, 5.0)["detection_s"] == 7.0
     assert detection(ok, start, [], 5.0) == {"detection_s": 0.0, "failed_during_fault": 0}
-    # a busy machine slows every request of a second alike: that is not the fault
-    backlog = [Sample(start + 4 + t / 10, 800.0 + t, "app-1", True) for t in range(30)]
+
+
+def test_detection_counts_slow_service_not_a_load_generator_backlog() -> None:
+    start = 1000.0
+    faults = [{"at_s": 4.0, "reverted_at_s": 11.0}]
+    # a busy load generator sends late: late from when due, but served as fast as ever
+    backlog = [Sample(start + 4 + t / 10, 800.0 + t, "app-1", True, service_ms=3.0) for t in range(30)]
     assert detection(backlog, start, faults, 5.0)["detection_s"] == 0.0
+    # every request stalls (HAProxy waiting out a 1 s connect timeout on a dead server, then
+    # redispatching): all of them slow, so no "slower than the others" can see it
+    stalled = [Sample(start + 5.0 + t / 20, 1003.0, "app-1", True, service_ms=1003.0) for t in range(20)]
+    assert detection(stalled, start, faults, 5.0)["detection_s"] == 0.95
 
 
 def _labclient() -> ModuleType:

@@ -32,6 +32,12 @@ def test_parse_samples_skips_torn_lines() -> None:
     assert parse_samples(lines) == [Sample(100.5, 12.0, "app-1", True), Sample(100.9, 30.5, "", False)]
 
 
+def test_parse_samples_reads_the_service_time_when_there_is_one() -> None:
+    late, old = parse_samples(["100.5,812.0,app-1,1,2.0\n", "101.0,12.0,app-2,1\n"])
+    assert (late.latency_ms, late.served_ms, late.sent_at) == (812.0, 2.0, 100.498)
+    assert (old.served_ms, old.sent_at) == (12.0, 100.988)
+
+
 def test_percentile_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 0.5) == 50 and percentile(values, 0.95) == 95 and percentile(values, 0.99) == 99
