@@ -288,12 +288,14 @@ def measure(samples: list[Sample], start: float, faults: list[dict[str, Any]], b
 # backend having been slow for them.
 SLOW_FACTOR = 3.0
 SLOW_MARGIN_MS = 50.0
-DETECTION_GAP_S = 1.0
+# A request sent to a dead server holds its user for the connect timeout (HAProxy's is 1 s), so
+# hit requests of a closed-model load come in waves one timeout apart: the gap must be wider.
+DETECTION_GAP_S = 2.0
 
 
 def detection(samples: list[Sample], start: float, faults: list[dict[str, Any]], baseline_p95: float) -> dict[str, Any]:
     """detection_s: from the first fault until the last request of the first burst of hit ones
-    (sent less than 1 s apart) was sent, i.e. until traffic stopped going to the broken backend,
+    (sent less than DETECTION_GAP_S apart) was sent, i.e. until traffic stopped going to the broken backend,
     capped at the revert; failed_during_fault: failures from the first fault on."""
     if not faults:
         return {"detection_s": 0.0, "failed_during_fault": 0}

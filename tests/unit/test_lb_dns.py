@@ -128,6 +128,9 @@ def test_detection_counts_slow_service_not_a_load_generator_backlog() -> None:
     # redispatching): all of them slow, so no "slower than the others" can see it
     stalled = [Sample(start + 5.0 + t / 20, 1003.0, "app-1", True, service_ms=1003.0) for t in range(20)]
     assert detection(stalled, start, faults, 5.0)["detection_s"] == 0.95
+    # closed-model users in lockstep: each wave of hit requests is one connect timeout after the last
+    waves = [Sample(start + 4.0 + wave * 1.01 + 1.0, 1000.0, "app-1", True, service_ms=1000.0) for wave in range(4)]
+    assert detection(waves, start, faults, 5.0)["detection_s"] == 3.03
 
 
 def _labclient() -> ModuleType:
