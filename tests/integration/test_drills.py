@@ -30,6 +30,10 @@ def test_shipped_drill_passes(cli: Cli, lab: str, name: str) -> None:
     for file in ("drill.json", "report.md", "drill.png"):
         assert (run_dirs[0] / file).is_file()
     assert chaos.active_faults(lab) == []
+    if (lab, name) == ("lb-haproxy", "kill-backend"):
+        # Two failed health checks, each waiting out its timeout on the killed container: traffic
+        # kept going to it for a second or more, though every request was retried elsewhere.
+        assert 0.5 <= report["detection_s"] <= 6.0, report["detection_s"]
 
 
 @pytest.fixture()
