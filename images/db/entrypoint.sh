@@ -64,10 +64,12 @@ initialize() {
   wait "$pid" || true
 }
 
-# The health agent answers HAProxy's and Docker's checks on :9200 (see db-agent.sh).
+# The health agent answers HAProxy's and Docker's checks on :9200 from the state its poller
+# keeps (see db-agent.sh).
 start_agent() {
   if command -v socat >/dev/null && [ -f /usr/local/bin/db-agent.sh ]; then
-    socat -T 5 TCP-LISTEN:9200,fork,reuseaddr SYSTEM:"bash /usr/local/bin/db-agent.sh" &
+    bash /usr/local/bin/db-agent.sh poll &
+    socat -T 5 TCP-LISTEN:9200,fork,reuseaddr SYSTEM:"bash --noprofile --norc /usr/local/bin/db-agent.sh" &
   fi
 }
 
