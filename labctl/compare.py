@@ -19,9 +19,9 @@ Progress = Callable[[str], None]
 RUNS_FOLDER = "compare"
 # The columns of the table, in order: key in a row -> heading.
 COLUMNS = {
-    "lab": "lab", "verdict": "verdict", "generator": "load from", "rps": "req/s", "p95_ms": "p95 ms",
-    "failed_during_fault": "failed during fault", "error_window_s": "error window s",
-    "detection_s": "detection s", "recovery_s": "recovery s",
+    "lab": "lab", "verdict": "verdict", "rps": "req/s", "p95_ms": "p95 ms",
+    "failed_during_fault": "failed in fault", "error_window_s": "error window s",
+    "detection_s": "detect s", "recovery_s": "recover s",
 }
 
 

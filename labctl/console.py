@@ -243,15 +243,24 @@ def show_errors(errors: list[dict[str, Any]]) -> None:
         out.print(f"  failed {e['count']}x: {e['request']}: {e['error']}")
 
 
-def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """`labctl compare`: one row per lab, the same drill and the same load."""
+def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = None) -> Table:
+    """`labctl compare`: one row per lab, the same drill and the same load, fitted to `width`
+    (the terminal's by default)."""
     from labctl.compare import COLUMNS, cell
 
-    table = Table(title=title, title_justify="left")
-    for heading in COLUMNS.values():
-        table.add_column(heading, justify="left" if heading in ("lab", "verdict", "load from") else "right")
-    for row in rows:
-        cells = [cell(row, key) for key in COLUMNS]
+    inlab = [row["lab"] for row in rows if row.get("generator", "locust") != "locust"]
+    table = Table(title=title, title_justify="left", caption_justify="left",
+                  caption=f"load from an in-lab client: {', '.join(inlab)}" if inlab else None)
+    values = [[cell(row, key) for key in COLUMNS] for row in rows]
+    for index, heading in enumerate(COLUMNS.values()):
+        # Headings may wrap between words on a narrow terminal; lab names and figures must not be cut.
+        widest = max([len(word) for word in heading.split()] + [len(v[index]) for v in values])
+        table.add_column(heading, justify="left" if heading in ("lab", "verdict") else "right", min_width=widest)
+    if table.__rich_measure__(out, out.options.update_width(width or out.width)).maximum > (width or out.width):
+        # rich would cut the last columns rather than wrap every heading: wrap them all.
+        for column in table.columns:
+            column.max_width = column.min_width
+    for row, cells in zip(rows, values, strict=True):
         style = _VERDICT_STYLE.get(row["verdict"], "")
         cells[1] = f"[{style}]{cells[1]}[/{style}]"
         table.add_row(*cells)
