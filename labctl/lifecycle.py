@@ -140,6 +140,7 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
     """Render and start a lab, then wait until every service is healthy."""
     started = time.monotonic()
     require_engine()
+    refuse_paused(lab.name)
     check_ports(lab)
     chosen, reason, refs = prepare_images(lab, profile, progress)
     rendered = render_lab(lab, refs)
@@ -156,6 +157,14 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
         raise
     seconds = time.monotonic() - started
     return UpResult(lab, rendered, chosen, reason, lab.endpoint_urls(), seconds)
+
+
+def refuse_paused(lab: str) -> None:
+    """Compose cannot start a paused container; say how to unpause it instead of Docker's error."""
+    paused = [s.name for s in inventory.service_states(lab) if s.state == "paused"]
+    if paused:
+        raise LabctlError(f"{', '.join(paused)} of lab '{lab}' {'is' if len(paused) == 1 else 'are'} paused: "
+                          f"'labctl heal {lab}' unpauses what labctl paused, then run up again")
 
 
 def _remove_interrupted(lab: str, settle: float = 1.0, timeout: float = 20.0) -> None:

@@ -62,6 +62,16 @@ def test_stop_start_restart_pause_unpause(lab: Cli) -> None:
     assert chaos.active_faults("lb-haproxy") == []
 
 
+def test_up_on_a_paused_lab_says_to_heal_first(lab: Cli) -> None:
+    lab.ok("chaos", "lb-haproxy", "pause", "app.2")
+    refused = lab.run("up", "lb-haproxy")
+    assert refused.returncode == 1 and "app-2 of lab 'lb-haproxy' is paused" in refused.stderr
+    assert "labctl heal lb-haproxy" in refused.stderr and state(APP2) == "paused"
+    lab.ok("heal", "lb-haproxy")
+    lab.ok("up", "lb-haproxy")
+    assert state(APP2) == "running"
+
+
 def test_pause_with_duration_reverts_itself(lab: Cli) -> None:
     began = time.monotonic()
     lab.ok("chaos", "lb-haproxy", "pause", "app.2", "--duration", "2s")
