@@ -185,6 +185,8 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
         spread.add_row(backend, str(count), f"{summary['backend_share'][backend]:.1%}")
     out.print(spread)
     show_errors(summary.get("errors", []))
+    if "db" in summary:
+        show_writes(summary["db"], "RTO: no db node was killed, stopped or paused (labctl chaos) during the load")
     if summary["load_gen_bound"]:
         err.print("[bold red]LOAD GENERATOR BOUND:[/bold red] Locust used "
                   f"{summary['load_gen_cpu_per_process']:.0%} of a core per process; the numbers show the "
@@ -226,6 +228,8 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
               f"recovery {report['recovery_s']} s")
     for fault in report["faults"]:
         out.print(f"  t={fault['at_s']}s {fault['fault']} {fault['target']} (reverted at {fault['reverted_at_s']}s)")
+    if "writes" in report:
+        show_writes(report)
     table = Table(title="expectations", title_justify="left")
     for column in ("expectation", "expected", "observed", "ok"):
         table.add_column(column)
@@ -235,6 +239,22 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
     out.print(table)
     show_errors(report.get("errors", []))
     out.print(f"report: {run_dir / 'report.md'} (drill.json, drill.png)")
+
+
+def show_writes(result: dict[str, Any], no_fault: str = "RTO: no fault time given") -> None:
+    """A db run's writes checked against the primary: lost, recovered, RPO and RTO."""
+    from labctl.ledger import describe
+
+    if not result.get("checked", True):
+        err.print(f"writes not checked: {result['reason']}")
+        return
+    for line in describe(result, no_fault):
+        style = "bold red" if line.startswith("RPO:") and result["rpo"]["writes"] else ""
+        out.print(f"[{style}]{line}[/{style}]" if style else line)
+    shown = result["ids"]["lost"][:5]
+    if shown:
+        more = result["writes"]["lost"] - len(shown)
+        out.print(f"  lost ids: {', '.join(shown)}" + (f" and {more} more" if more > 0 else ""))
 
 
 def show_errors(errors: list[dict[str, Any]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from labctl.ledger import describe
 from labctl.timeline import Sample, bucket, percentile
 
 
@@ -47,8 +48,8 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# Drill {report['drill']} on {report['lab']}", "", report["title"], "",
              f"- requests: {report['requests']}, failed: {report['failures']}",
              f"- error window: {report['error_window_s']} s (first to last failed request after the first fault)",
-             f"- detection: {report.get('detection_s', 0.0)} s (first fault until the first burst of failed or "
-             "slowed requests ended: traffic stopped going to the broken backend)",
+             f"- detection: {report.get('detection_s', 0.0)} s (first fault until the last request of the first "
+             "burst of failed or slow-to-serve ones was sent: traffic stopped going to the broken backend)",
              f"- recovery: {report['recovery_s']} s (first fault until the error rate stayed under the "
              "steady-state bound)", "", "## Faults", "",
              "| at s | fault | target | reverted at s |", "|---|---|---|---|"]
@@ -56,6 +57,17 @@ def _markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Expectations", "", "| expectation | expected | observed | ok |", "|---|---|---|---|"]
     lines += [f"| {e['name']} | {e['expected']} | {e['observed']} | {'yes' if e['ok'] else 'NO'} |"
               for e in report["expectations"]]
+    if "writes" in report:
+        lines += ["", "## Writes, checked against the final primary", ""]
+        lines += [f"- {line}" for line in describe(report)]
+        if report["ids"]["lost"]:
+            lines.append(f"- lost ids (first {len(report['ids']['lost'])}): " + ", ".join(report["ids"]["lost"]))
+        failover = report.get("failover") or {}
+        if failover.get("detection_s") is not None:
+            lines.append(f"- failover ({failover['mode']}): detection {failover['detection_s']} s, promotion "
+                         f"{failover['promotion_s']} s, re-route {failover['reroute_s']} s")
+        elif failover.get("error"):
+            lines.append(f"- failover ({failover['mode']}) did not complete: {failover['error']}")
     if report.get("errors"):
         lines += ["", "## Why requests failed", "", "| request | error | count |", "|---|---|---|"]
         lines += [f"| {e['request']} | {e['error']} | {e['count']} |" for e in report["errors"]]

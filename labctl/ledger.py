@@ -212,15 +212,15 @@ def report(writes: list[Write], present: Iterable[str], fault_at: float | None =
     }
 
 
-def _rto_line(fault_at: float | None, rto_s: float | None) -> str:
+def _rto_line(fault_at: float | None, rto_s: float | None, no_fault: str) -> str:
     if fault_at is None:
-        return "RTO: no fault time given"
+        return no_fault
     if rto_s is None:
         return "RTO: no write was acknowledged after the fault"
     return f"RTO: {rto_s:.3f} s from the fault to the first acknowledged write sent after it"
 
 
-def describe(result: dict[str, Any]) -> list[str]:
+def describe(result: dict[str, Any], no_fault: str = "RTO: no fault time given") -> list[str]:
     """The report's lines for a person (report.md, the CLI): counts, then what they cost."""
     w = result["writes"]
     lines = [f"writes: {w['acknowledged']} acknowledged, {w['failed']} failed, {w['unknown']} unknown "
@@ -230,7 +230,7 @@ def describe(result: dict[str, Any]) -> list[str]:
     loss = result["rpo"]
     lines.append(f"RPO: {loss['writes']} acknowledged writes lost, acknowledged within {loss['span_s']:.3f} s"
                  if loss["writes"] else "RPO: no acknowledged write lost")
-    lines.append(_rto_line(result.get("fault_at"), result["rto_s"]))
+    lines.append(_rto_line(result.get("fault_at"), result["rto_s"], no_fault))
     window = result["write_error_window"]
     if window:
         lines.append(f"write errors: {window['writes']} over {window['duration_s']:.3f} s")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from labctl import inlab, lifecycle, paths
+from labctl import inlab, ledger, lifecycle, paths
 from labctl.errors import LabctlError, UsageError
 from labctl.lab import lab_folder
 from labctl.timeline import Sample, bucket, draw_chart, parse_samples, percentile, write_timeline
@@ -234,8 +234,20 @@ def run_load(lab: str, options: LoadOptions, progress: Progress) -> LoadResult:
         stop_load(run)
         raise
     samples, summary = finish_load(run)
+    writes = _db_writes(run, progress)
+    if writes is not None:
+        summary["db"] = writes
     write_run(run.run_dir, samples, summary)
     return LoadResult(run.run_dir, summary)
+
+
+def _db_writes(run: LocustRun, progress: Progress) -> dict[str, Any] | None:
+    from labctl.db.load_db import writes_report  # db labs only: keeps mysql out of every other load
+
+    if not any(run.run_dir.glob(ledger.LEDGER_GLOB)):
+        return None
+    progress("checking the writes against the primary")
+    return writes_report(run.lab, run.run_dir, run.started, time.time())
 
 
 def _children_cpu() -> float:

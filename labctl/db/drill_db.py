@@ -89,7 +89,7 @@ class DbDrill:
         first = min(stopping, key=lambda f: float(f["at"]), default=None)
         fault_at = float(first["at"]) if first else None
         old = str(first["target"]) if first else None
-        found = _present_ids(self.lab, ledger.prefixes(writes)) if writes else set()
+        found = present_ids(self.lab, ledger.prefixes(writes)) if writes else set()
         result = ledger.report(writes, found, fault_at, old) if writes else {}
         mode = str(db.db_block(self.lab).params["replication"])
         result["replication"] = {"mode": mode, "fell_back_to_async": self.watch.fell_back,
@@ -117,7 +117,7 @@ class DbDrill:
         return rejoin(self.lab, progress=self.progress)
 
 
-def _present_ids(lab: Lab, prefixes: list[str]) -> set[str]:
+def present_ids(lab: Lab, prefixes: list[str]) -> set[str]:
     primary = db.current_primary(db.states(lab))
     if primary is None:
         raise db.DbError("no writable primary after the drill, so the writes cannot be checked; "

@@ -108,6 +108,10 @@ def test_async_kill_primary_drill_counts_lost_writes(home: Cli) -> None:
     primary = running_lab("db-failover")
     present = _ids_on_primary(primary, report["ids"]["lost"])
     assert present == set(), "a write counted lost is on the primary"
+    [run_dir] = (home.home / "runs" / "db-failover").glob("*-drill-kill-primary")
+    markdown = (run_dir / "report.md").read_text()
+    assert "## Writes, checked against the final primary" in markdown
+    assert f"{writes['lost']} lost, {writes['recovered']} recovered" in markdown
     # After the drill the old primary was rebuilt and follows the new one: the lab is whole again.
     check = json.loads(home.ok("db", "check", "db-failover", "--json"))
     assert check["consistent"] and not check["unreachable"]
@@ -136,6 +140,29 @@ def test_manual_failover_drill_times_the_person_at_the_keyboard(home: Cli) -> No
     assert report["rto_s"] >= failover_started - seen_dead
     check = json.loads(home.ok("db", "check", "db-failover", "--json"))
     assert check["consistent"] and not check["unreachable"]
+
+
+def test_load_counts_the_writes_a_kill_during_it_lost(home: Cli) -> None:
+    # The workshop flow without a drill: load in one terminal, chaos and failover in another.
+    home.ok("up", "db-failover")
+    load = subprocess.Popen([*home.argv(), "load", "db-failover", "--users", "4", "--duration", "14s", "--json"],
+                            env=home.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    killed_at = time.time()
+    home.ok("chaos", "db-failover", "kill", "db.1")
+    time.sleep(1)
+    home.ok("db", "failover", "db-failover")
+    stdout, stderr = load.communicate(timeout=120)
+    assert load.returncode == 0, stderr
+    writes = json.loads(stdout)["db"]
+    assert writes["checked"] and writes["fault"] == {"fault": "kill", "target": "db-1"}
+    assert writes["writes"]["acknowledged"] > 50 and writes["writes"]["unexpected"] == 0
+    assert writes["fault_at"] == pytest.approx(killed_at, abs=2)
+    # No new primary acknowledged anything before the failover began, a second after the kill.
+    assert writes["rto_s"] is not None and writes["rto_s"] >= 1.0
+    assert _ids_on_primary(running_lab("db-failover"), writes["ids"]["lost"]) == set()
+    home.ok("heal", "db-failover")
+    home.ok("db", "rejoin", "db-failover")
 
 
 def _ids_on_primary(lab: object, ids: list[str]) -> set[str]:
