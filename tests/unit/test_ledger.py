@@ -176,3 +176,33 @@ def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="no write ledger"):
         ledger.read_ledger(tmp_path)
+
+
+def test_a_load_measures_its_rto_from_the_first_db_node_chaos_stopped_during_it() -> None:
+    from labctl.db.load_db import first_stopping_fault
+
+    def inject(at: float, fault: str, target: str) -> dict[str, object]:
+        return {"event": "inject", "at": at, "fault": fault, "target": target}
+
+    journal = [inject(90.0, "kill", "db-1"),  # before the load
+               inject(105.0, "latency", "db-1"), inject(106.0, "kill", "app-1"),  # not a stopped db node
+               {"event": "revert", "at": 104.0, "fault": "kill", "target": "db-2"},
+               inject(108.0, "pause", "db-2"), inject(107.0, "kill", "db-1"),
+               inject(130.0, "stop", "db-3")]  # after the load
+    nodes = {"db-1", "db-2", "db-3"}
+    assert first_stopping_fault(journal, nodes, 100.0, 120.0) == inject(107.0, "kill", "db-1")
+    assert first_stopping_fault(journal, nodes, 109.0, 120.0) is None
+
+
+def test_drill_markdown_lists_the_writes() -> None:
+    from labctl.drill_report import _markdown
+
+    writes, present = known_lost()
+    report = {"drill": "kill-primary", "lab": "db-failover", "title": "t", "requests": 1, "failures": 0,
+              "error_window_s": 0.0, "recovery_s": 0.0, "faults": [], "expectations": [],
+              "failover": {"mode": "auto", "detection_s": 0.5, "promotion_s": 0.7, "reroute_s": 0.2},
+              **ledger.report(writes, present, fault_at=1000.0)}
+    markdown = _markdown(report)
+    assert "- checked against the final primary: 371 lost, 0 recovered, 0 unexpected" in markdown
+    assert "- failover (auto): detection 0.5 s, promotion 0.7 s, re-route 0.2 s" in markdown
+    assert "- lost ids (first 50): " in markdown
