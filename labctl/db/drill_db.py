@@ -120,7 +120,7 @@ class DbDrill:
 def present_ids(lab: Lab, prefixes: list[str]) -> set[str]:
     primary = db.current_primary(db.states(lab))
     if primary is None:
-        raise db.DbError("no writable primary after the drill, so the writes cannot be checked; "
+        raise db.DbError("no writable primary, so the writes cannot be checked; "
                          "run 'labctl db failover' and 'labctl db check'")
     connection = db.connect(lab, primary.node, 10)
     try:

@@ -34,9 +34,10 @@ def writes_report(lab_name: str, run_dir: Path, started: float, ended: float) ->
         found = present_ids(lab, ledger.prefixes(writes))
     except db.DbError as exc:
         return {"checked": False, "reason": str(exc)}
-    at = float(fault["at"]) if fault else None
-    return {"checked": True, **ledger.report(writes, found, at, str(fault["target"]) if fault else None),
-            "fault": fault and {"fault": fault["fault"], "target": fault["target"]}}
+    if fault is None:
+        return {"checked": True, **ledger.report(writes, found), "fault": None}
+    return {"checked": True, **ledger.report(writes, found, float(fault["at"]), str(fault["target"])),
+            "fault": {"fault": fault["fault"], "target": fault["target"]}}
 
 
 def journal_lines(lab_name: str) -> list[dict[str, Any]]:
