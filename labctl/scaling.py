@@ -92,16 +92,24 @@ def combinations(grid: dict[str, list[str]]) -> list[list[str]]:
 def sweep(
     lab_name: str, grid: dict[str, list[str]], options: LoadOptions, progress: Progress
 ) -> tuple[Path, list[dict[str, Any]]]:
-    """One load run per combination (each after `up` with those overrides); table, CSV and chart."""
+    """One load run per combination (each after `up` with those overrides); table, CSV and chart.
+    A lab that was down before is taken down again; one that was up stays up, with the last
+    combination's overrides."""
     combos = combinations(grid)
     labs = [load_lab(lab_name, parse_overrides(combo)) for combo in combos]  # every problem before any start
     run_dir = new_run_dir(lab_name, "sweep")
+    was_down = not inventory.lab_containers(lab_name)
     rows = []
-    for index, (combo, lab) in enumerate(zip(combos, labs, strict=True), start=1):
-        progress(f"[{index}/{len(combos)}] up with {' '.join(combo)}")
-        lifecycle.up(lab, progress=progress)
-        result = run_load(lab_name, options, _prefixed(progress, f"[{index}/{len(combos)}] "))
-        rows.append(_row(combo, result.summary))
+    try:
+        for index, (combo, lab) in enumerate(zip(combos, labs, strict=True), start=1):
+            progress(f"[{index}/{len(combos)}] up with {' '.join(combo)}")
+            lifecycle.up(lab, progress=progress)
+            result = run_load(lab_name, options, _prefixed(progress, f"[{index}/{len(combos)}] "))
+            rows.append(_row(combo, result.summary))
+    finally:
+        if was_down:
+            progress("taking the lab down again")
+            lifecycle.down(lab_name)
     _write_sweep(run_dir, grid, rows, lab_name)
     return run_dir, rows
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from labctl.dockerenv import docker_client
-from tests.integration.conftest import Cli, served_by
+from tests.integration.conftest import Cli, lab_objects, served_by
 
 
 def lb_id() -> str:
@@ -45,3 +45,4 @@ def test_sweep_writes_table_and_chart(cli: Cli) -> None:
     assert all(row["failures"] == 0 and row["rps"] > 0 for row in rows)
     assert (Path(run_dir) / "sweep.png").stat().st_size > 1000
     assert (Path(run_dir) / "sweep.csv").read_text().startswith("app.replicas,rps")
+    assert lab_objects("scale-horizontal") == []  # it was down before the sweep, so down again after
