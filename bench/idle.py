@@ -4,7 +4,7 @@ agents, heartbeats), in windows, against the same windows with none of them up.
 Usage: .venv/bin/python bench/idle.py [--labs db-failover,db-semisync] [--windows 5] [--window-s 10]
 Prints the median busy and system share of all cores with the labs up and without, side
 by side, and what the labs add. Labs it brings up it takes down again; run it with nothing
-else on the machine. Measured for issue 5: two DB labs idle went from 60 % to 37 % of a
+else on the machine. Measured for issue 5: two DB labs idle went from 82 % to 54-59 % of a
 2-core machine when the health agent stopped starting a mysql client per check.
 """
 
