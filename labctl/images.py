@@ -1,6 +1,7 @@
 """The images labs run on, in two profiles with one contract, and how they are built.
 
-`upstream` uses the official images (the app is built on python:3.12-slim); `local`
+`upstream` uses the official images (the app is built on python:3.12-slim, the db nodes on
+mysql:8.4 and mariadb:11.4 with labctl's health agent added); `local`
 builds every image here from Debian packages on a debootstrap base, for machines that
 cannot reach an image registry.
 """
@@ -33,17 +34,23 @@ CONTEXTS = {
     "app": "app", "nginx": "nginx", "haproxy": "haproxy", "mysql": "db", "mariadb": "db", "nettools": "nettools",
     "dns": "dns",
 }
+# Roles whose official image runs as it is in the upstream profile.
 UPSTREAM = {
     "nginx": "nginx:1.26",
     "haproxy": "haproxy:3.0",
-    "mysql": "mysql:8.4",
-    "mariadb": "mariadb:11.4",
     "nettools": "debian:trixie-slim",
 }
 APP_UPSTREAM_BASE = "python:3.12-slim"
-# Roles with no official image of their own: built here in both profiles, upstream on APP_UPSTREAM_BASE
-# (dns is BIND plus labctl's in-lab client, which needs Python beside it).
-BUILT_IN_BOTH = ("app", "dns")
+# Roles built here in both profiles, upstream on top of an official image: the app and dns have
+# none of their own (dns is BIND plus labctl's in-lab client, which needs Python beside it), and
+# the db nodes add the health agent HAProxy's writer check asks to the official server image.
+UPSTREAM_BASES = {
+    "app": APP_UPSTREAM_BASE,
+    "dns": APP_UPSTREAM_BASE,
+    "mysql": "mysql:8.4",
+    "mariadb": "mariadb:11.4",
+}
+BUILT_IN_BOTH = tuple(UPSTREAM_BASES)
 
 Events = Callable[[str], None]
 
@@ -152,23 +159,19 @@ def _try_pull(ref: str) -> bool:
     return True
 
 
+def upstream_base(role: str) -> str:
+    """The official image a role's upstream image is, or is built on."""
+    return UPSTREAM_BASES.get(role) or UPSTREAM[role]
+
+
 def _upstream_needs(roles: Iterable[str]) -> list[str]:
-    return sorted({APP_UPSTREAM_BASE if r in BUILT_IN_BOTH else UPSTREAM[r] for r in roles})
-
-
-LOCAL_ONLY = ("mysql", "mariadb")
+    return sorted({upstream_base(r) for r in roles})
 
 
 def resolve_profile(requested: str | None, roles: Sequence[str]) -> tuple[str, str]:
     """(profile, reason): the requested one, else upstream when its images are here or pullable."""
-    needs_local = sorted(set(roles) & set(LOCAL_ONLY))
-    if requested == "upstream" and needs_local:
-        raise UsageError(f"the {', '.join(needs_local)} nodes of this lab need the local profile's images "
-                         "(they carry the health agent HAProxy's writer check asks); use --profile local")
     if requested:
         return check_profile(requested), "asked for with --profile"
-    if needs_local:
-        return "local", f"{', '.join(needs_local)} nodes run on the local images (their health agent)"
     for ref in _upstream_needs(roles):
         if _image(ref) is None and not _try_pull(ref):
             return "local", f"{ref} is not here and cannot be pulled; building from Debian packages"
@@ -209,10 +212,12 @@ def _ensure_role(role: str, profile: str, force: bool, events: Events) -> BuildR
         if not _try_pull(ref):
             raise ImageError(f"cannot pull {ref}; use the local profile instead (--profile local)")
         return BuildResult(role, ref, "pulled", time.monotonic() - started)
-    base = _image(BASE_IMAGE if profile == "local" else APP_UPSTREAM_BASE)
-    if base is None and profile == "upstream" and not _try_pull(APP_UPSTREAM_BASE):
-        raise ImageError(f"cannot pull {APP_UPSTREAM_BASE} for the app image; use --profile local")
-    base = base or _image(APP_UPSTREAM_BASE)
+    base_ref = BASE_IMAGE if profile == "local" else upstream_base(role)
+    base = _image(base_ref)
+    if base is None and profile == "upstream":
+        if not _try_pull(base_ref):
+            raise ImageError(f"cannot pull {base_ref} for the {role} image; use --profile local")
+        base = _image(base_ref)
     digest = inputs_digest(role, profile, base.id if base else "")
     current = _image(ref)
     if not force and current is not None and current.labels.get(INPUTS_LABEL) == digest:
@@ -299,7 +304,7 @@ def _info(role: str, profile: str, local_base: Any | None) -> ImageInfo:
         return ImageInfo(role, profile, ref, False, False, 0.0, "")
     up_to_date = True
     if _is_built_here(role, profile):
-        base = local_base if profile == "local" else _image(APP_UPSTREAM_BASE)
+        base = local_base if profile == "local" else _image(upstream_base(role))
         up_to_date = image.labels.get(INPUTS_LABEL) == inputs_digest(role, profile, base.id if base else "")
     size = float(image.attrs.get("Size", 0)) / 1e6
     return ImageInfo(role, profile, ref, True, up_to_date, round(size, 1), str(image.attrs.get("Created", ""))[:19])

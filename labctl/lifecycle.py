@@ -101,7 +101,7 @@ def prepare_images(lab: Lab, requested: str | None, progress: Progress) -> tuple
 def render(lab: Lab, profile: str | None = None, progress: Progress = _quiet) -> RenderedLab:
     """Render a lab into compose/<lab>/ with the image names of the chosen profile."""
     if profile:
-        images.resolve_profile(profile, required_roles(lab))  # refuses a profile the lab cannot run on
+        images.check_profile(profile)
     chosen = profile or "local"
     refs = {role: images.image_ref(role, chosen) for role in required_roles(lab)}
     return render_lab(lab, refs)
@@ -240,7 +240,7 @@ def _remove_extra_instances(lab: Lab, progress: Progress) -> None:
     extra = [s for s in inventory.service_states(lab.name) if s.name not in expected]
     for state in extra:
         progress(f"removing {state.name}")
-        docker_client().containers.get(state.container).remove(force=True)
+        docker_client().containers.get(state.container).remove(force=True, v=True)
 
 
 def _start_and_wait(lab: Lab, rendered: RenderedLab, timeout: float, progress: Progress) -> None:
@@ -317,7 +317,9 @@ def down(lab: str | None) -> DownResult:
     result = DownResult()
     containers = inventory.lab_containers(lab)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda c: c.remove(force=True, v=False), containers))
+        # v=True takes the container's anonymous volumes (the official db images' datadir) with
+        # it: they were made for this container alone; named volumes are left to the label sweep.
+        list(pool.map(lambda c: c.remove(force=True, v=True), containers))
     result.containers = sorted(c.name for c in containers)
     for network in inventory.lab_networks(lab):
         _remove_network(network, result)

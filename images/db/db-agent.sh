@@ -6,7 +6,8 @@
 #   GET /readable  200 when mysqld answers (any node can serve reads)
 #
 #   db-agent.sh poll    keep STATE_FILE current: one long-lived client asks mysqld every
-#                       POLL_S seconds (a client per check cost a third of a core per lab)
+#                       POLL_S seconds (a client per check cost a third of a core per lab),
+#                       over the socket, or over TCP with LABCTL_AGENT_PROTOCOL=tcp
 #   db-agent.sh         answer one HTTP request on stdin from STATE_FILE (socat runs this)
 STATE_FILE=/run/labctl-agent/state
 POLL_S=0.05
@@ -18,13 +19,16 @@ write_state() {
 }
 
 poll() {
-  local client tick answer
+  local client tick answer where=(--protocol=socket)
   client=$(command -v mariadb || command -v mysql)
+  if [ "${LABCTL_AGENT_PROTOCOL:-socket}" = tcp ]; then
+    where=(--protocol=tcp -h127.0.0.1 -P3306)
+  fi
   mkdir -p "${STATE_FILE%/*}"
   write_state x
   exec {tick}<> <(:)  # read -t on a pipe nobody writes to: a sleep without a process
   while true; do
-    coproc SQL { MYSQL_PWD=${MYSQL_ROOT_PASSWORD:-} exec "$client" --protocol=socket -uroot -N -B \
+    coproc SQL { MYSQL_PWD=${MYSQL_ROOT_PASSWORD:-} exec "$client" "${where[@]}" -uroot -N -B \
       --unbuffered 2>&1; }
     while printf 'SELECT @@global.read_only;\n' >&"${SQL[1]}" 2>/dev/null \
         && read -r -t 2 answer <&"${SQL[0]}" && [[ $answer == [01] ]]; do

@@ -85,7 +85,8 @@ def _gtid_state(lab: Lab, node: db.Node) -> str:
 
 
 def _rebuild(lab: Lab, node: db.Node, progress: Progress) -> None:
-    docker_client().containers.get(f"{lab.project}-{node.name}").remove(force=True)
+    # v=True: an official image keeps its datadir in an anonymous volume, which must go too.
+    docker_client().containers.get(f"{lab.project}-{node.name}").remove(force=True, v=True)
     compose.run_services(lab.project, paths.compose_dir(lab.name) / "compose.yaml", [node.name])
     lifecycle.wait_services_healthy(lab.name, [node.name], progress)
     db.wait_reachable(lab, node, 60)

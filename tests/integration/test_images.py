@@ -7,14 +7,16 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from labctl import images
+from labctl import images, paths
 from labctl.dockerenv import docker_client
 
 LABELS = {"io.labctl.test": "1"}
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture()
@@ -121,3 +123,48 @@ def test_database_images_follow_the_official_contract(containers: list[Any], rol
     version, database = stdout.decode().splitlines()[:2]
     assert database == "lab"
     assert version.startswith("9.") if role == "mysql" else "MariaDB" in version
+
+
+@pytest.fixture()
+def upstream_recipe_on_standin() -> Iterator[str]:
+    """Dockerfile.mysql.upstream built on a stand-in for mysql:8.4 (no registry here)."""
+    client = docker_client()
+    images.build_images("local", ["mysql"])
+    standin, recipe = "labctl-test/mysql-official-standin:latest", "labctl-test/mysql-upstream-recipe:latest"
+    client.images.build(path=str(DATA), dockerfile="Dockerfile.official-standin", tag=standin, rm=True,
+                        labels=LABELS)
+    client.images.build(path=str(paths.images_dir() / "db"), dockerfile="Dockerfile.mysql.upstream",
+                        tag=recipe, rm=True, labels=LABELS, buildargs={"BASE": standin})
+    yield recipe
+    for ref in (recipe, standin):
+        client.images.remove(ref, force=True)
+
+
+def agent_answers(container: Any, path: str) -> str:
+    probe = f"exec 3<>/dev/tcp/127.0.0.1/9200 && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+    result = container.exec_run(["bash", "-c", probe])
+    lines = result.output.decode(errors="replace").splitlines()
+    return f"{lines[0].split(' ', 1)[1]} {lines[-1]}" if result.exit_code == 0 and lines else "no answer"
+
+
+def test_upstream_db_recipe_starts_the_agent_and_keeps_the_node_read_only(
+        containers: list[Any], upstream_recipe_on_standin: str) -> None:
+    config = DATA / "read-only-node.cnf"
+    container = docker_client().containers.run(
+        upstream_recipe_on_standin, detach=True, labels=LABELS, init=True,
+        environment={"MYSQL_ROOT_PASSWORD": "pw", "MYSQL_DATABASE": "lab"},
+        volumes={str(config): {"bind": "/etc/mysql/conf.d/labctl.cnf", "mode": "ro"}})
+    containers.append(container)
+    wait_for(lambda: agent_answers(container, "/alive").startswith("200"), 90)
+    # The first run wrote its users through the override; the real server reads the node's
+    # own config again: read-only, super_read_only too, so HAProxy's writer check fails.
+    assert agent_answers(container, "/writable") == "503 Service Unavailable read_only=1"
+    query = "SELECT @@global.read_only, @@global.super_read_only; SHOW DATABASES LIKE 'lab'"
+    root = ["mysql", "-h127.0.0.1", "-uroot", "-N", "-e"]
+    result = container.exec_run([*root, query], environment={"MYSQL_PWD": "pw"}, demux=True)
+    assert result.exit_code == 0, result.output
+    assert result.output[0].decode().split() == ["1", "1", "lab"]
+    assert container.exec_run(["test", "-e", "/etc/mysql/conf.d/zz-labctl-init.cnf"]).exit_code == 1
+    container.exec_run([*root, "SET GLOBAL super_read_only = OFF; SET GLOBAL read_only = OFF"],
+                       environment={"MYSQL_PWD": "pw"})
+    wait_for(lambda: agent_answers(container, "/writable").startswith("200"), 5)

@@ -1,0 +1,50 @@
+"""Image profiles: which image each role runs on, and that every built image has its recipe."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from labctl import images
+from labctl.errors import UsageError
+from labctl.lab import list_lab_names, load_lab
+from labctl.lifecycle import required_roles
+
+
+@pytest.mark.parametrize("profile", images.PROFILES)
+@pytest.mark.parametrize("role", images.ROLES)
+def test_every_image_built_here_has_a_dockerfile(role: str, profile: str) -> None:
+    ref = images.image_ref(role, profile)
+    if ref.startswith("labctl/"):
+        assert images.dockerfile(role, profile).is_file(), ref
+    else:
+        assert ref == images.UPSTREAM[role]
+
+
+@pytest.mark.parametrize("role", sorted(images.UPSTREAM_BASES))
+def test_upstream_recipes_build_on_the_base_labctl_pulls(role: str) -> None:
+    text = images.dockerfile(role, "upstream").read_text(encoding="utf-8")
+    declared = re.search(r"^ARG BASE=(\S+)$", text, re.M)
+    base = declared.group(1) if declared else re.search(r"^FROM (\S+)$", text, re.M).group(1)  # type: ignore[union-attr]
+    assert base == images.upstream_base(role)
+
+
+@pytest.mark.parametrize("role", ["mysql", "mariadb"])
+def test_upstream_db_nodes_are_the_official_image_with_the_health_agent(role: str) -> None:
+    assert images.image_ref(role, "upstream") == f"labctl/{role}:upstream"
+    text = images.dockerfile(role, "upstream").read_text(encoding="utf-8")
+    assert "COPY db-agent.sh upstream-entrypoint.sh /usr/local/bin/" in text
+    assert "/docker-entrypoint-initdb.d/zz-labctl-init-done.sh" in text
+
+
+@pytest.mark.parametrize("name", [n for n in list_lab_names() if n.startswith("db-")])
+def test_db_labs_may_ask_for_the_upstream_profile(name: str) -> None:
+    roles = required_roles(load_lab(name))
+    assert images.resolve_profile("upstream", roles) == ("upstream", "asked for with --profile")
+    assert images.resolve_profile("local", roles) == ("local", "asked for with --profile")
+
+
+def test_an_unknown_profile_names_the_profiles_there_are() -> None:
+    with pytest.raises(UsageError, match=r"unknown image profile 'cloud' \(profiles: upstream, local\)"):
+        images.resolve_profile("cloud", ["app"])
