@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per measurement")
     args = parser.parse_args()
     ssl.create_default_context()  # fail early on a Python without ssl
-    runs = []
+    runs: list[dict[str, Row]] = []
     try:
         for _attempt in range(3 * args.runs):
             if len(runs) == args.runs:

@@ -29,7 +29,7 @@ def own_cli(tmp_path: Path) -> Iterator[Cli]:
 def resolve(container: str) -> list[str]:
     output = docker_client().containers.get(container).exec_run(
         ["python3", "/opt/labctl/labclient.py", "resolve"]).output.decode()
-    return output.split(":")[-1].split()
+    return list(output.split(":")[-1].split())
 
 
 def test_bind_hands_out_every_replica_in_rotation(own_cli: Cli) -> None:
@@ -52,7 +52,8 @@ def test_bind_hands_out_every_replica_in_rotation(own_cli: Cli) -> None:
 
 def _drill(cli: Cli, ttl: int) -> dict[str, object]:
     cli.ok("up", "lb-dns", "--set", f"dns.ttl={ttl}")
-    return json.loads(cli.ok("drill", "lb-dns", "kill-backend-ttl", "--json"))
+    report: dict[str, object] = json.loads(cli.ok("drill", "lb-dns", "kill-backend-ttl", "--json"))
+    return report
 
 
 def test_clients_stay_on_the_dead_address_until_their_ttl_runs_out(own_cli: Cli, tmp_path: Path) -> None:

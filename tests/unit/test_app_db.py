@@ -34,7 +34,8 @@ class Server:
 
 class FakeCursor:
     def __init__(self, conn: FakeConn) -> None:
-        self.conn, self.result = conn, None
+        self.conn = conn
+        self.result: tuple[Any, ...] | None = None
 
     def __enter__(self) -> FakeCursor:
         return self
@@ -63,7 +64,8 @@ class FakeCursor:
 
 class FakeConn:
     def __init__(self, server: Server) -> None:
-        self.server, self.pending = server, None
+        self.server = server
+        self.pending: tuple[str, ...] | None = None
 
     def cursor(self) -> FakeCursor:
         return FakeCursor(self)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from labctl import compare
+from labctl import compare, drill
 from labctl.cli import main
 from labctl.console import compare_table
 from labctl.errors import LabctlError, UsageError
@@ -51,7 +51,7 @@ def test_plan_reports_every_bad_lab_before_anything_starts(two_labs: Path) -> No
 
 def test_cli_exits_1_with_the_plan_error(two_labs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[str] = []
-    monkeypatch.setattr(compare.drill, "run_drill", lambda *a: started.append("drill"))
+    monkeypatch.setattr(drill, "run_drill", lambda *a: started.append("drill"))
     result = CliRunner().invoke(main, ["compare", "--labs", "has,nope", "--drill", "kill-backend"])
     assert result.exit_code == 1 and "no lab named 'nope'" in result.output and started == []
     assert CliRunner().invoke(main, ["compare", "--drill", "kill-backend"]).exit_code == 2
@@ -62,7 +62,7 @@ def recorded_rows() -> list[dict[str, object]]:
 
 
 def test_rows_from_recorded_drills() -> None:
-    rows = {row["lab"]: row for row in recorded_rows()}
+    rows = {str(row["lab"]): row for row in recorded_rows()}
     assert sorted(rows) == ["lb-dns", "lb-haproxy", "lb-nginx"]
     for row in rows.values():
         assert set(compare.COLUMNS) <= set(row)
