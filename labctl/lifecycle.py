@@ -19,6 +19,7 @@ from labctl.render import RenderedLab, render_lab
 
 Progress = Callable[[str], None]
 POLL_SECONDS = 0.25
+UNHEALTHY_GRACE_S = 5.0  # a few health-check intervals (1 s in every lab)
 
 
 def _quiet(_: str) -> None:
@@ -265,6 +266,7 @@ def wait_healthy(
 ) -> None:
     """Poll until every expected service is healthy; fail fast on a failed one or a failed
     `compose up` (`process`, when one is still running)."""
+    unhealthy_since: dict[str, float] = {}
     while True:
         states = {s.name: s for s in inventory.service_states(lab)}
         healthy = [n for n in expected if n in states and states[n].outcome == "healthy"]
@@ -273,11 +275,26 @@ def wait_healthy(
         if len(healthy) == len(expected) and compose_done:
             _raise_if_compose_failed(process, lab, expected, states)
             return
-        failed = [n for n in expected if n in states and states[n].outcome == "failed"]
+        failed = _failed(expected, states, unhealthy_since)
         compose_failed = process is not None and process.poll() not in (None, 0)
         if failed or compose_failed or time.monotonic() > deadline:
             _raise_not_healthy(lab, expected, states, process, timed_out=not (failed or compose_failed))
         time.sleep(POLL_SECONDS)
+
+
+def _failed(expected: list[str], states: dict[str, inventory.ServiceState],
+            unhealthy_since: dict[str, float]) -> list[str]:
+    # One passing check turns "unhealthy" back into "healthy" (a container just unpaused, or
+    # over a stall), so only an exited service, or one unhealthy for a while, has failed.
+    now = time.monotonic()
+    failed = []
+    for name in expected:
+        state = states.get(name)
+        if state is None or state.outcome != "failed":
+            unhealthy_since.pop(name, None)
+        elif state.health != "unhealthy" or now - unhealthy_since.setdefault(name, now) > UNHEALTHY_GRACE_S:
+            failed.append(name)
+    return failed
 
 
 def _raise_if_compose_failed(
