@@ -181,7 +181,7 @@ def validate_lab_data(data: dict[str, Any]) -> list[tuple[FieldPath, str]]:
     for key, value in data.items():
         if key in META_KEYS:
             continue
-        block_problems = _block_problems(str(key), value)
+        block_problems = _block_problems(str(key), value, data)
         found.extend(block_problems)
         if not block_problems:
             blocks[str(key)] = value
@@ -191,11 +191,10 @@ def validate_lab_data(data: dict[str, Any]) -> list[tuple[FieldPath, str]]:
     return found
 
 
-def _block_problems(key: str, value: Any) -> list[tuple[FieldPath, str]]:
+def _block_problems(key: str, value: Any, data: dict[str, Any]) -> list[tuple[FieldPath, str]]:
     if not isinstance(value, dict) or "kind" not in value:
         if isinstance(value, dict):
-            kinds = ", ".join(BLOCK_KINDS)
-            return [((key,), f"building block '{key}' needs a kind (one of {kinds})")]
+            return [((key,), _kindless_block_sentence(key, data))]
         return [((key,), unknown_key_sentence(key, META_KEYS))]
     if not re.match(_BLOCK_NAME, key):
         return [((key,), "block names use lowercase letters, digits and _ and start with a letter")]
@@ -203,6 +202,16 @@ def _block_problems(key: str, value: Any) -> list[tuple[FieldPath, str]]:
     if kind not in BLOCK_SCHEMAS:
         return [((key, "kind"), f"expected one of {', '.join(BLOCK_KINDS)}, got {kind!r}")]
     return [((key, *path), text) for path, text in schema_errors(BLOCK_SCHEMAS[kind], value)]
+
+
+def _kindless_block_sentence(key: str, data: dict[str, Any]) -> str:
+    # Most often a --set naming a block by its kind ('nginx.cache=on' where the block is 'lb').
+    sentence = f"building block '{key}' needs a kind (one of {', '.join(BLOCK_KINDS)})"
+    named = sorted(k for k, v in data.items() if isinstance(v, dict) and "kind" in v)
+    same_kind = [k for k in named if data[k]["kind"] == key]
+    if same_kind:
+        return f"{sentence}; this lab's {key} block is named '{same_kind[0]}'"
+    return f"{sentence}; this lab's blocks: {', '.join(named)}" if named else sentence
 
 
 def _reference_problems(blocks: dict[str, dict[str, Any]]) -> list[tuple[FieldPath, str]]:

@@ -108,6 +108,15 @@ def test_overrides_are_validated_and_named_in_errors() -> None:
     ]
 
 
+def test_a_set_naming_a_block_by_its_kind_names_the_block() -> None:
+    kinds = "one of app, nginx, haproxy, db, dns, client"
+    assert problems_of("nginx-features", ["nginx.cache=on", "web.replicas=2"]) == [
+        f"--set nginx.cache=on nginx: building block 'nginx' needs a kind ({kinds}); "
+        "this lab's nginx block is named 'lb'",
+        f"--set web.replicas=2 web: building block 'web' needs a kind ({kinds}); this lab's blocks: app, lb",
+    ]
+
+
 def test_overrides_change_the_lab() -> None:
     lab = load_lab("lb-nginx", parse_overrides(["app.replicas=5", "lb.algorithm=least_conn"]))
     assert lab.blocks["app"].instances() == ["app-1", "app-2", "app-3", "app-4", "app-5"]
