@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
@@ -140,13 +141,15 @@ def build_table(results: list[BuildResult]) -> Table:
 
 def image_table(infos: list[ImageInfo]) -> Table:
     """`images list`: both profiles, present or not."""
-    table = Table(title="Images", title_justify="left")
-    for column in ("profile", "role", "image", "present", "up to date", "size MB", "created"):
-        table.add_column(column)
+    # Fits 80 columns with every image name whole: short headings, the day it was built.
+    table = Table(title="Images", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    for column in ("profile", "role", "image", "here", "fresh", "MB", "built"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "MB" else "left")
     for i in infos:
         present = "[green]yes[/green]" if i.present else "[dim]no[/dim]"
         fresh = ("yes" if i.up_to_date else "[yellow]stale[/yellow]") if i.present else ""
-        table.add_row(i.profile, i.role, i.ref, present, fresh, f"{i.size_mb:.0f}" if i.present else "", i.created)
+        size = f"{i.size_mb:.0f}" if i.present else ""
+        table.add_row(i.profile, i.role, i.ref, present, fresh, size, i.created[:10])
     return table
 
 

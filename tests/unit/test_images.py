@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from rich.console import Console
 
 from labctl import images
+from labctl.console import image_table
 from labctl.errors import UsageError
 from labctl.lab import list_lab_names, load_lab
 from labctl.lifecycle import required_roles
@@ -48,3 +51,16 @@ def test_db_labs_may_ask_for_the_upstream_profile(name: str) -> None:
 def test_an_unknown_profile_names_the_profiles_there_are() -> None:
     with pytest.raises(UsageError, match=r"unknown image profile 'cloud' \(profiles: upstream, local\)"):
         images.resolve_profile("cloud", ["app"])
+
+
+def test_images_list_fits_80_columns_with_every_name_whole() -> None:
+    infos = [images.ImageInfo(role, profile, images.image_ref(role, profile), True, False, 876.4,
+                              "2026-12-01T19:32:48")
+             for profile in images.PROFILES for role in images.ROLES]
+    screen = Console(width=80, record=True, file=io.StringIO())
+    screen.print(image_table(infos))
+    text = screen.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    for info in infos:
+        assert f" {info.ref} " in text
+    assert "stale" in text and "2026-12-01" in text
