@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import click
+from rich import box
 from rich.table import Table
 
 from labctl import console
@@ -38,14 +39,18 @@ def status_cmd(lab: str, as_json: bool) -> None:
 
 
 def _status_table(report: dict[str, Any]) -> Table:
-    table = Table(title=f"{report['lab']}: {report['flavor']}, {report['replication']} replication")
-    for column in ("node", "role", "read only", "transactions", "source", "io/sql", "lag s", "error"):
-        table.add_column(column)
+    # Fits 80 columns: every column but the error is kept whole, the error wraps.
+    table = Table(title=f"{report['lab']}: {report['flavor']}, {report['replication']} replication",
+                  box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    for column in ("node", "role", "read-only", "txns", "source", "io/sql", "lag s"):
+        table.add_column(column, no_wrap=True, justify="right" if column in ("txns", "lag s") else "left")
+    table.add_column("error", ratio=1, overflow="fold")
     for row in report["nodes"]:
         threads = f"{row['io_thread']}/{row['sql_thread']}" if "io_thread" in row else ""
         lag = "" if row.get("lag_s") is None else f"{row['lag_s']:.1f}"
         error = _short(row.get("error") or row.get("last_error") or "")
-        table.add_row(row["node"], row["role"], str(row.get("read_only", "")), str(row.get("transactions", "")),
+        read_only = {True: "yes", False: "no"}.get(row.get("read_only"), "")
+        table.add_row(row["node"], row["role"], read_only, str(row.get("transactions", "")),
                       str(row.get("source") or ""), threads, lag, error)
     return table
 

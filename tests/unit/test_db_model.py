@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import stat
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from labctl.cli_db import _status_table
 from labctl.db.flavors import flavor
 from labctl.db.secrets import ensure_secrets
 from labctl.lab import load_lab
@@ -104,3 +107,19 @@ def test_each_flavor_speaks_its_own_replication_sql() -> None:
     assert "MASTER_USE_GTID=slave_pos" in statement
     assert flavor("mysql").writable(False) == ["SET GLOBAL super_read_only = ON"]
     assert flavor("mariadb").writable(False) == ["SET GLOBAL read_only = ON"]
+
+
+def test_db_status_table_fits_80_columns_and_wraps_only_the_error() -> None:
+    error = "Error connecting to source 'repl@db-1:3306'. This was attempt 7/100000, with a delay of 1 seconds"
+    report = {"lab": "db-failover", "flavor": "mysql", "replication": "async", "nodes": [
+        {"node": "db-1", "role": "down", "error": "2003: Can't connect to MySQL server"},
+        {"node": "db-2", "role": "primary", "read_only": False, "transactions": 123456},
+        {"node": "db-3", "role": "replica", "read_only": True, "transactions": 123400, "source": "db-2",
+         "io_thread": "Connecting", "sql_thread": "Yes", "lag_s": 12.25, "last_error": error},
+    ]}
+    screen = Console(width=80, record=True, file=io.StringIO())
+    screen.print(_status_table(report))
+    text = screen.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    assert "not answering" in text and "123456" in text and "Connecting/Yes" in text and "12.2" in text
+    assert " no " in text and " yes " in text
