@@ -52,6 +52,13 @@ class Flavor:
         """Let root write on a read-only node (on), or stop it again; clients stay read-only."""
         return [f"SET GLOBAL super_read_only = {'OFF' if on else 'ON'}"]
 
+    def clone_from(self, donor: str, password: str) -> list[str]:
+        """Statements that replace this node's data with a copy of the donor's (the clone
+        plugin); empty for a server without one, whose node is rebuilt from an empty datadir."""
+        # Only super_read_only goes off: read_only stays on, so no writer check passes meanwhile.
+        return ["SET GLOBAL super_read_only = OFF", f"SET GLOBAL clone_valid_donor_list = '{donor}:3306'",
+                f"CLONE INSTANCE FROM 'root'@'{donor}':3306 IDENTIFIED BY '{password}'"]
+
     def delay_statements(self, seconds: int) -> list[str]:
         """Make a replica apply each transaction `seconds` after its source committed it."""
         return ["STOP REPLICA SQL_THREAD", f"CHANGE REPLICATION SOURCE TO SOURCE_DELAY = {seconds}",
@@ -114,6 +121,9 @@ class MariaDB(Flavor):
 
     def admin_writes(self, on: bool) -> list[str]:
         return []  # MariaDB's read_only already lets root (READ_ONLY ADMIN) write
+
+    def clone_from(self, donor: str, password: str) -> list[str]:
+        return []  # no clone plugin: the node is rebuilt empty and replays the primary's log
 
     def delay_statements(self, seconds: int) -> list[str]:
         return ["STOP REPLICA SQL_THREAD", f"CHANGE MASTER TO MASTER_DELAY = {seconds}", "START REPLICA SQL_THREAD"]

@@ -1,23 +1,30 @@
 """`labctl db rejoin`: bring nodes that are not following the primary back as its replicas.
 
 A node that holds transactions the primary never had (an old async primary's lost writes)
-cannot simply follow it: it is rebuilt from an empty data directory and replays the
-primary's binary log, the way a real team would re-clone it.
+cannot simply follow it: it is rebuilt, the way a real team would re-clone it. MySQL nodes
+are cloned from the primary with the clone plugin; MariaDB nodes start from an empty data
+directory and replay the primary's binary log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
+import mysql.connector
+
 from labctl import compose, lifecycle, paths
 from labctl.db import nodes as db
+from labctl.db.secrets import load_secrets
 from labctl.db.setup import install_heartbeat_event, point_at, wait_replicating
 from labctl.dockerenv import docker_client
 from labctl.lab import Lab
 
 Progress = Callable[[str], None]
 CATCH_UP_TIMEOUT_S = 300
+CLONE_TIMEOUT_S = 300
+RESTART_NOT_SUPERVISED = 3707  # the clone is done, but nothing restarts mysqld on its new data
 
 
 def strays(lab: Lab, found: list[db.NodeState], primary: db.NodeState) -> list[db.NodeState]:
@@ -53,7 +60,7 @@ def _rejoin_one(lab: Lab, state: db.NodeState, primary: db.NodeState, progress: 
     if rebuild:
         why = f"has transactions the primary never had ({errant})" if errant else "cannot apply its source's log"
         progress(f"{state.node.name} {why}: rebuilding it")
-        _rebuild(lab, state.node, progress)
+        _rebuild(lab, state.node, primary.node, progress)
     point_at(lab, state.node, primary.node.name)
     if rebuild:
         wait_replicating(lab, 60, progress)
@@ -65,9 +72,9 @@ def _rejoin_one(lab: Lab, state: db.NodeState, primary: db.NodeState, progress: 
 
 
 def _catch_up(lab: Lab, node: db.Node, primary: db.Node, progress: Progress) -> None:
-    # A rebuilt node replays the primary's whole binary log. Until it has, its copy of the
-    # data is old and a failover that picked it would first wait for the replay: the lab is
-    # whole again only once it has caught up.
+    # A rebuilt node replays what the primary committed since its clone (or its whole log).
+    # Until it has, its copy of the data is old and a failover that picked it would first
+    # wait for the replay: the lab is whole again only once it has caught up.
     target = db.read_state(lab, primary).gtid_executed
     started = time.monotonic()
     progress(f"{node.name}: replaying the primary's binary log")
@@ -84,16 +91,52 @@ def _gtid_state(lab: Lab, node: db.Node) -> str:
     return str(rows[0]["state"] or "").replace("\n", "")
 
 
-def _rebuild(lab: Lab, node: db.Node, progress: Progress) -> None:
+def _rebuild(lab: Lab, node: db.Node, donor: db.Node, progress: Progress) -> None:
+    kind = db.lab_flavor(lab)
+    # A replica skips events carrying its own server id, and the primary's log may hold
+    # events this node's old self wrote under the configured one: it gets an id of its own.
+    new_id = kind.new_server_id(1000 + int(time.time()) % 1_000_000)
+    clone = kind.clone_from(donor.name, load_secrets(lab.name)["root"])
+    if clone:
+        _clone(lab, node, clone, progress)
+        # The clone brought the donor's GTID state along, so nothing is reset.
+        db.execute(lab, node, [*kind.admin_writes(True), new_id, *kind.admin_writes(False)])
+        return
+    _recreate(lab, node, progress)
+    # Its own initialisation must not count as transactions the primary lacks.
+    db.execute(lab, node, [*kind.writable(True), kind.reset_binlogs, *kind.after_reset(),
+                           new_id, *kind.writable(False)])
+
+
+def _clone(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -> None:
+    progress(f"{node.name}: cloning the primary's data")
+    started = time.monotonic()
+    connection = db.connect(lab, node, CLONE_TIMEOUT_S)
+    restarted_itself = True
+    try:
+        for statement in statements:
+            db.run_sql(connection, statement)
+    except mysql.connector.Error as exc:
+        if exc.errno != RESTART_NOT_SUPERVISED:
+            # Not the statement itself in the message: it carries the root password.
+            raise db.DbError(f"{node.name}: cloning from the primary failed: {exc.msg or exc}") from exc
+        restarted_itself = False
+    finally:
+        with contextlib.suppress(mysql.connector.Error, OSError):
+            connection.close()
+    if not restarted_itself:
+        # mysqld stopped itself on the cloned data, and the container with it.
+        container = docker_client().containers.get(f"{lab.project}-{node.name}")
+        container.wait(timeout=CLONE_TIMEOUT_S)
+        container.start()
+    lifecycle.wait_services_healthy(lab.name, [node.name], progress)
+    db.wait_reachable(lab, node, 60)
+    progress(f"{node.name}: cloned in {time.monotonic() - started:.1f} s")
+
+
+def _recreate(lab: Lab, node: db.Node, progress: Progress) -> None:
     # v=True: an official image keeps its datadir in an anonymous volume, which must go too.
     docker_client().containers.get(f"{lab.project}-{node.name}").remove(force=True, v=True)
     compose.run_services(lab.project, paths.compose_dir(lab.name) / "compose.yaml", [node.name])
     lifecycle.wait_services_healthy(lab.name, [node.name], progress)
     db.wait_reachable(lab, node, 60)
-    kind = db.lab_flavor(lab)
-    # Its own initialisation must not count as transactions the primary lacks, and it needs a
-    # server id of its own: a replica skips events carrying its own id, and the primary's log
-    # holds events this node's old self wrote under the configured one.
-    server_id = 1000 + int(time.time()) % 1_000_000
-    db.execute(lab, node, [*kind.writable(True), kind.reset_binlogs, *kind.after_reset(),
-                           kind.new_server_id(server_id), *kind.writable(False)])
