@@ -97,8 +97,7 @@ def _rebuild(lab: Lab, node: db.Node, donor: db.Node, progress: Progress) -> Non
     # events this node's old self wrote under the configured one: it gets an id of its own.
     new_id = kind.new_server_id(1000 + int(time.time()) % 1_000_000)
     clone = kind.clone_from(donor.name, load_secrets(lab.name)["root"])
-    if clone:
-        _clone(lab, node, clone, progress)
+    if clone and _clone(lab, node, clone, progress):
         # The clone brought the donor's GTID state along, so nothing is reset.
         db.execute(lab, node, [*kind.admin_writes(True), new_id, *kind.admin_writes(False)])
         return
@@ -108,7 +107,9 @@ def _rebuild(lab: Lab, node: db.Node, donor: db.Node, progress: Progress) -> Non
                            new_id, *kind.writable(False)])
 
 
-def _clone(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -> None:
+def _clone(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -> bool:
+    """Clone the donor into the node; False when the clone failed (the node is then recreated:
+    a node whose config predates the clone plugin, or a clone cut short, holds nothing to keep)."""
     progress(f"{node.name}: cloning the primary's data")
     started = time.monotonic()
     connection = db.connect(lab, node, CLONE_TIMEOUT_S)
@@ -119,7 +120,8 @@ def _clone(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -
     except mysql.connector.Error as exc:
         if exc.errno != RESTART_NOT_SUPERVISED:
             # Not the statement itself in the message: it carries the root password.
-            raise db.DbError(f"{node.name}: cloning from the primary failed: {exc.msg or exc}") from exc
+            progress(f"{node.name}: the clone failed ({exc.msg or exc}); rebuilding it empty instead")
+            return False
         restarted_itself = False
     finally:
         with contextlib.suppress(mysql.connector.Error, OSError):
@@ -132,6 +134,7 @@ def _clone(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -
     lifecycle.wait_services_healthy(lab.name, [node.name], progress)
     db.wait_reachable(lab, node, 60)
     progress(f"{node.name}: cloned in {time.monotonic() - started:.1f} s")
+    return True
 
 
 def _recreate(lab: Lab, node: db.Node, progress: Progress) -> None:

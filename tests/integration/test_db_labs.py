@@ -223,6 +223,20 @@ def test_db_check_finds_an_errant_transaction_and_rejoin_repairs_it(home: Cli) -
     assert after.id == before.id and after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
 
 
+def test_rejoin_rebuilds_a_node_empty_when_it_cannot_clone(home: Cli) -> None:
+    home.ok("up", "db-replication")
+    lab = running_lab("db-replication")
+    replica = db.node_named(lab, "db-2")
+    # As a node started from a config without the clone plugin would be.
+    db.execute(lab, replica, ["SET GLOBAL super_read_only = OFF", "UNINSTALL PLUGIN clone",
+                              "INSERT INTO labctl.writes (id, served_by) VALUES ('planted', 'test')",
+                              "SET GLOBAL super_read_only = ON"])
+    before = docker_client().containers.get("labctl-db-replication-db-2")
+    assert "db-2 rebuilt" in home.ok("db", "rejoin", "db-replication", "db-2")
+    assert docker_client().containers.get("labctl-db-replication-db-2").id != before.id
+    assert json.loads(home.ok("db", "check", "db-replication", "--json"))["consistent"] is True
+
+
 def test_replica_lag_drill_counts_stale_reads(home: Cli) -> None:
     home.ok("up", "db-replication")
     report = json.loads(home.ok("drill", "db-replication", "replica-lag", "--json", timeout=300))
