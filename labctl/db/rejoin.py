@@ -97,11 +97,15 @@ def _rebuild(lab: Lab, node: db.Node, donor: db.Node, progress: Progress) -> Non
     # events this node's old self wrote under the configured one: it gets an id of its own.
     new_id = kind.new_server_id(1000 + int(time.time()) % 1_000_000)
     clone = kind.clone_from(donor.name, load_secrets(lab.name)["root"])
-    if clone and _clone(lab, node, clone, progress):
+    cloned = bool(clone) and _clone(lab, node, clone, progress)
+    if not cloned:
+        _recreate(lab, node)
+    lifecycle.wait_services_healthy(lab.name, [node.name], progress)
+    db.wait_reachable(lab, node, 60)
+    if cloned:
         # The clone brought the donor's GTID state along, so nothing is reset.
         db.execute(lab, node, [*kind.admin_writes(True), new_id, *kind.admin_writes(False)])
         return
-    _recreate(lab, node, progress)
     # Its own initialisation must not count as transactions the primary lacks.
     db.execute(lab, node, [*kind.writable(True), kind.reset_binlogs, *kind.after_reset(),
                            new_id, *kind.writable(False)])
@@ -111,7 +115,6 @@ def _clone(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -
     """Clone the donor into the node; False when the clone failed (the node is then recreated:
     a node whose config predates the clone plugin, or a clone cut short, holds nothing to keep)."""
     progress(f"{node.name}: cloning the primary's data")
-    started = time.monotonic()
     connection = db.connect(lab, node, CLONE_TIMEOUT_S)
     restarted_itself = True
     try:
@@ -131,15 +134,10 @@ def _clone(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -
         container = docker_client().containers.get(f"{lab.project}-{node.name}")
         container.wait(timeout=CLONE_TIMEOUT_S)
         container.start()
-    lifecycle.wait_services_healthy(lab.name, [node.name], progress)
-    db.wait_reachable(lab, node, 60)
-    progress(f"{node.name}: cloned in {time.monotonic() - started:.1f} s")
     return True
 
 
-def _recreate(lab: Lab, node: db.Node, progress: Progress) -> None:
+def _recreate(lab: Lab, node: db.Node) -> None:
     # v=True: an official image keeps its datadir in an anonymous volume, which must go too.
     docker_client().containers.get(f"{lab.project}-{node.name}").remove(force=True, v=True)
     compose.run_services(lab.project, paths.compose_dir(lab.name) / "compose.yaml", [node.name])
-    lifecycle.wait_services_healthy(lab.name, [node.name], progress)
-    db.wait_reachable(lab, node, 60)
