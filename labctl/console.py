@@ -17,8 +17,8 @@ from rich.table import Table
 
 from labctl.doctor import Check
 from labctl.images import BuildResult, ImageInfo
-from labctl.lab import Lab
 from labctl.lifecycle import DownResult, LabStatus, UpResult
+from labctl.model.lab import Lab
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -246,7 +246,7 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
 
 def show_writes(result: dict[str, Any], no_fault: str = "RTO: no fault time given") -> None:
     """A db run's writes checked against the primary: lost, recovered, RPO and RTO."""
-    from labctl.ledger import describe
+    from labctl.experiments.ledger import describe
 
     if not result.get("checked", True):
         err.print(f"writes not checked: {result['reason']}")
@@ -269,7 +269,7 @@ def show_errors(errors: list[dict[str, Any]]) -> None:
 def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = None) -> Table:
     """`labctl compare`: one row per lab, the same drill and the same load, fitted to `width`
     (the terminal's by default)."""
-    from labctl.compare import COLUMNS, cell
+    from labctl.experiments.compare import COLUMNS, cell
 
     inlab = [row["lab"] for row in rows if row.get("generator", "locust") != "locust"]
     table = Table(title=title, title_justify="left", caption_justify="left",

@@ -7,7 +7,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from labctl.lab import Block, Lab
+    from labctl.model.lab import Block, Lab
 
 FieldProblem = tuple[tuple[str | int, ...], str]
 # Host numbers inside the dns block's subnet (.1 is Docker's gateway).

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from labctl.dockerenv import compose_version, docker_client, engine_errors, port_holder, port_is_free
 from labctl.errors import LabctlError
 from labctl.process import run
+from labctl.runtime.dockerenv import compose_version, docker_client, engine_errors, port_holder, port_is_free
 
 NETTOOLS_IMAGE = "labctl/nettools:local"
 PROBE_LABEL = {"io.labctl.doctor": "1"}

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from labctl import paths
-from labctl.dockerenv import docker_client
 from labctl.errors import ImageError, UsageError
 from labctl.process import run
+from labctl.runtime.dockerenv import docker_client
 
 PROFILES = ("upstream", "local")
 ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns")

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import compose, images, inventory, paths
+from labctl import images, paths
 from labctl.db.setup import ensure_replication
-from labctl.dockerenv import docker_client, port_holder, port_is_free, require_engine
 from labctl.errors import HealthTimeoutError, LabctlError, PortBusyError
-from labctl.lab import Block, Lab
+from labctl.model.lab import Block, Lab
 from labctl.render import RenderedLab, render_lab
+from labctl.runtime import compose, inventory
+from labctl.runtime.dockerenv import docker_client, port_holder, port_is_free, require_engine
 
 Progress = Callable[[str], None]
 POLL_SECONDS = 0.25

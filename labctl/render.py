@@ -16,7 +16,7 @@ import jinja2
 from labctl import dnslab, paths
 from labctl.db.secrets import ensure_secrets
 from labctl.errors import LabctlError
-from labctl.lab import Block, Lab
+from labctl.model.lab import Block, Lab
 from labctl.tlscert import ensure_tls
 
 # Config files each kind of block gets, rendered from templates/<kind>/<file>.j2.
@@ -171,8 +171,8 @@ def rendered_state(name: str) -> dict[str, Any] | None:
 
 def running_lab(name: str) -> Lab:
     """A lab as it was last rendered: the lab file with the overrides `up` was given."""
-    from labctl.lab import load_lab
-    from labctl.overrides import parse_overrides
+    from labctl.model.lab import load_lab
+    from labctl.model.overrides import parse_overrides
 
     state = rendered_state(name) or {}
     return load_lab(name, parse_overrides(list(state.get("overrides", []))))

@@ -16,7 +16,7 @@ INTEGRATION = Path(__file__).parent / "integration"
 def engine_problem() -> str | None:
     """Why no Docker engine can be used here, or None when one can."""
     try:
-        from labctl.dockerenv import require_engine
+        from labctl.runtime.dockerenv import require_engine
 
         require_engine()
     except Exception as exc:  # any failure to reach the engine means "no Docker here"

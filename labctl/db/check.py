@@ -9,7 +9,7 @@ from typing import Any
 import mysql.connector
 
 from labctl.db import nodes as db
-from labctl.lab import Lab
+from labctl.model.lab import Lab
 
 TABLES = ("labctl.writes",)
 CATCH_UP_S = 10

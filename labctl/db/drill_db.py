@@ -2,7 +2,7 @@
 
 The drill runs as for any lab; this part arms auto failover (`failover: auto`) or fails
 over on cue (`failover: now`), samples lag and semi-sync state while the load runs, and
-afterwards reads the final primary back to classify every write (labctl.ledger).
+afterwards reads the final primary back to classify every write (labctl.experiments.ledger).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 import mysql.connector
 
-from labctl import ledger
 from labctl.db import nodes as db
 from labctl.db.failover import DETECTION_RULE, AutoFailover, FailoverResult, failover
 from labctl.db.rejoin import rejoin
 from labctl.db.status import heartbeat_lag
-from labctl.lab import Lab
+from labctl.experiments import ledger
+from labctl.model.lab import Lab
 from labctl.render import running_lab
 
 Progress = Callable[[str], None]

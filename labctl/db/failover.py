@@ -15,7 +15,7 @@ import mysql.connector
 
 from labctl.db import nodes as db
 from labctl.db.setup import point_at
-from labctl.lab import Block, Lab
+from labctl.model.lab import Block, Lab
 
 Progress = Callable[[str], None]
 # The detection rule auto failover uses, stated in every report that relies on it.

@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labctl import ledger, paths
+from labctl import paths
 from labctl.db import nodes as db
 from labctl.db.drill_db import present_ids
+from labctl.experiments import ledger
 from labctl.render import running_lab
 
 STOPPING_FAULTS = ("kill", "stop", "pause")

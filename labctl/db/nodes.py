@@ -15,7 +15,7 @@ from labctl.db.flavors import Flavor, flavor
 __all__ = ["BackgroundWatch", "DbError", "Flavor", "Node", "NodeState"]
 from labctl.db.secrets import load_secrets
 from labctl.errors import LabctlError, UsageError
-from labctl.lab import Block, Lab
+from labctl.model.lab import Block, Lab
 
 Row = dict[str, Any]
 

@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 import mysql.connector
 
-from labctl import compose, lifecycle, paths
+from labctl import lifecycle, paths
 from labctl.db import nodes as db
 from labctl.db.secrets import load_secrets
 from labctl.db.setup import install_heartbeat_event, point_at, wait_replicating
-from labctl.dockerenv import docker_client
-from labctl.lab import Lab
+from labctl.model.lab import Lab
+from labctl.runtime import compose
+from labctl.runtime.dockerenv import docker_client
 
 Progress = Callable[[str], None]
 CATCH_UP_TIMEOUT_S = 300

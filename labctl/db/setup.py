@@ -8,7 +8,7 @@ from collections.abc import Callable
 from labctl.db import nodes as db
 from labctl.db.flavors import Flavor
 from labctl.db.secrets import load_secrets
-from labctl.lab import Lab
+from labctl.model.lab import Lab
 
 Progress = Callable[[str], None]
 

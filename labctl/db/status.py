@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.db import nodes as db
-from labctl.lab import Lab
+from labctl.model.lab import Lab
 
 
 def status(lab: Lab) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Each write gets an id unique to the run, process and sequence, goes through Locust (so
 the samples and timeline see it), and ends as one JSON line in ledger-<pid>.jsonl in
 LABCTL_SAMPLES_DIR: id, time sent and done, HTTP status, outcome (ack, failed or
-unknown; see labctl.ledger.write_outcome) and the MySQL node that answered. After an ack
+unknown; see labctl.experiments.ledger.write_outcome) and the MySQL node that answered. After an ack
 the id is read back through GET /read/<id> (a replica) and the line says whether that
 read was stale. A lab's locustfile uses it with:
 
@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from locust import FastHttpUser, constant, task
 
-from labctl.ledger import ACK, UNKNOWN, write_id, write_outcome
+from labctl.experiments.ledger import ACK, UNKNOWN, write_id, write_outcome
 
 SAMPLES_DIR = os.environ.get("LABCTL_SAMPLES_DIR", ".")
 RUN_ID = os.environ.get("LABCTL_RUN_ID") or os.path.basename(os.path.realpath(SAMPLES_DIR))

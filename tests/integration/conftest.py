@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.dockerenv import docker_client
+from labctl.runtime.dockerenv import docker_client
 
 REPO = Path(__file__).resolve().parents[2]
 

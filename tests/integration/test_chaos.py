@@ -11,9 +11,9 @@ import urllib.request
 
 import pytest
 
-from labctl import chaos
-from labctl.dockerenv import docker_client
 from labctl.doctor import supported_faults
+from labctl.experiments import chaos
+from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import Cli
 
 APP2 = "labctl-lb-haproxy-app-2"

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from labctl import ledger
-from labctl.dockerenv import docker_client
+from labctl.experiments import ledger
+from labctl.runtime.dockerenv import docker_client
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = "test-db-app"

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from labctl.db import nodes as db
-from labctl.dockerenv import docker_client
 from labctl.render import running_lab
+from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import Cli
 
 

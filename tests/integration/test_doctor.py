@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from labctl import doctor
-from labctl.dockerenv import docker_client, port_holder
 from labctl.doctor import Check, run_checks, supported_faults
+from labctl.runtime.dockerenv import docker_client, port_holder
 
 LABEL = "io.labctl.doctor=1"
 pytestmark = pytest.mark.docker

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl import chaos
-from labctl.dockerenv import docker_client
+from labctl.experiments import chaos
+from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import REPO, Cli
 
 SHIPPED = [("lb-nginx", "kill-backend"), ("lb-nginx", "pause-backend"), ("lb-nginx", "slow-backend"),

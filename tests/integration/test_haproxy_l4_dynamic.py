@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from labctl.dockerenv import docker_client
+from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import Cli, served_by
 
 L4, L7, DYNAMIC = "http://127.0.0.1:8100", "http://127.0.0.1:8101", "http://127.0.0.1:8120"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from labctl import images, paths
-from labctl.dockerenv import docker_client
+from labctl.runtime.dockerenv import docker_client
 
 LABELS = {"io.labctl.test": "1"}
 DATA = Path(__file__).parent / "data"

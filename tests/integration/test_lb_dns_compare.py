@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.dockerenv import docker_client, port_is_free
+from labctl.runtime.dockerenv import docker_client, port_is_free
 from tests.integration.conftest import REPO, Cli, lab_objects
 
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from labctl.dockerenv import docker_client
+from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import Cli, lab_objects, served_by
 
 NETTOOLS = "labctl/nettools:local"

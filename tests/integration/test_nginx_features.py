@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.dockerenv import docker_client
+from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import Cli, lab_objects
 
 LAB = "nginx-features"

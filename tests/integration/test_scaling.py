@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from labctl.dockerenv import docker_client
+from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import Cli, lab_objects, served_by
 
 

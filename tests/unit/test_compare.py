@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from labctl import compare, drill
 from labctl.cli import main
 from labctl.console import compare_table
 from labctl.errors import LabctlError, UsageError
+from labctl.experiments import compare, drill
 
 RECORDED = Path(__file__).parent / "data" / "compare"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from labctl.cli_db import _status_table
+from labctl.cli.db import _status_table
 from labctl.db.flavors import flavor
 from labctl.db.secrets import ensure_secrets
-from labctl.lab import load_lab
-from labctl.overrides import parse_overrides
+from labctl.model.lab import load_lab
+from labctl.model.overrides import parse_overrides
 from labctl.render import render_files
 from tests.unit.test_lab_validation import labs_root, problems_of, write_lab  # noqa: F401
 

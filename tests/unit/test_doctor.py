@@ -13,15 +13,15 @@ import pytest
 import requests.exceptions
 
 from labctl import doctor
-from labctl.dockerenv import (
+from labctl.doctor import Check, parse_cpu_quota, parse_probe_output, probe_script
+from labctl.errors import DockerUnavailableError
+from labctl.runtime.dockerenv import (
     compose_verdict,
     engine_advice,
     parse_compose_version,
     parse_ss_holder,
     port_is_free,
 )
-from labctl.doctor import Check, parse_cpu_quota, parse_probe_output, probe_script
-from labctl.errors import DockerUnavailableError
 
 
 def test_compose_version_v2_and_v1() -> None:
@@ -153,7 +153,7 @@ def test_supported_faults_from_checks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_health_from_docker_status_text() -> None:
-    from labctl.inventory import health_from_status
+    from labctl.runtime.inventory import health_from_status
 
     assert health_from_status("Up 3 seconds (healthy)") == "healthy"
     assert health_from_status("Up 1 second (health: starting)") == "starting"

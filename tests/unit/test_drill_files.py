@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drill import drill_names, evaluate, load_drill, measure
 from labctl.errors import LabConfigError
-from labctl.lab import list_lab_names
-from labctl.timeline import Sample
+from labctl.experiments.drill import drill_names, evaluate, load_drill, measure
+from labctl.experiments.timeline import Sample
+from labctl.model.lab import list_lab_names
 
 
 @pytest.mark.parametrize(("lab", "name"), [(lab, d) for lab in list_lab_names() for d in drill_names(lab)])

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from labctl.errors import LabConfigError
-from labctl.lab import load_lab
-from labctl.overrides import parse_overrides
+from labctl.model.lab import load_lab
+from labctl.model.overrides import parse_overrides
 from labctl.render import render_files
 from tests.unit.test_render import IMAGES
 

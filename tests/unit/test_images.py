@@ -11,8 +11,8 @@ from rich.console import Console
 from labctl import images
 from labctl.console import image_table
 from labctl.errors import UsageError
-from labctl.lab import list_lab_names, load_lab
 from labctl.lifecycle import required_roles
+from labctl.model.lab import list_lab_names, load_lab
 
 
 @pytest.mark.parametrize("profile", images.PROFILES)

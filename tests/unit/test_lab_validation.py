@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabConfigError, LabNotFoundError
-from labctl.lab import list_lab_names, load_lab
-from labctl.overrides import parse_overrides
+from labctl.model.lab import list_lab_names, load_lab
+from labctl.model.overrides import parse_overrides
 
 
 def write_lab(root: Path, name: str, text: str) -> None:

@@ -11,14 +11,14 @@ from types import ModuleType
 import pytest
 import yaml
 
-from labctl import inlab
-from labctl.drill import detection, load_drill
 from labctl.errors import LabConfigError
-from labctl.lab import load_lab
+from labctl.experiments.drill import detection, load_drill
+from labctl.experiments.timeline import Sample
 from labctl.lifecycle import required_roles
-from labctl.overrides import parse_overrides
+from labctl.model.lab import load_lab
+from labctl.model.overrides import parse_overrides
 from labctl.render import render_files
-from labctl.timeline import Sample
+from labctl.runtime import inlab
 from tests.unit.test_lab_validation import labs_root, problems_of, write_lab  # noqa: F401
 
 IMAGES = {"app": "labctl/app:local", "dns": "labctl/dns:local"}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl import ledger
-from labctl.ledger import ACK, FAILED, UNKNOWN, LedgerError, Write
+from labctl.experiments import ledger
+from labctl.experiments.ledger import ACK, FAILED, UNKNOWN, LedgerError, Write
 
 DATA = Path(__file__).parent / "ledger"
 RUN = "20261125-060000-drill"
@@ -195,7 +195,7 @@ def test_a_load_measures_its_rto_from_the_first_db_node_chaos_stopped_during_it(
 
 
 def test_drill_markdown_lists_the_writes() -> None:
-    from labctl.drill_report import _markdown
+    from labctl.experiments.drill_report import _markdown
 
     writes, present = known_lost()
     report = {"drill": "kill-primary", "lab": "db-failover", "title": "t", "requests": 1, "failures": 0,

@@ -11,8 +11,8 @@ import yaml
 from cryptography import x509
 
 from labctl.errors import LabConfigError
-from labctl.lab import load_lab
-from labctl.overrides import parse_overrides
+from labctl.model.lab import load_lab
+from labctl.model.overrides import parse_overrides
 from labctl.render import render_files, render_lab
 from labctl.tlscert import ensure_tls
 from tests.unit.test_render import IMAGES

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from labctl.errors import LabConfigError
-from labctl.lab import list_lab_names, load_lab
 from labctl.lifecycle import required_roles
-from labctl.overrides import parse_overrides
+from labctl.model.lab import list_lab_names, load_lab
+from labctl.model.overrides import parse_overrides
 from labctl.render import render_files, render_lab
 
 GOLDEN = Path(__file__).parent / "golden"

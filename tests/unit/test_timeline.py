@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import UsageError
-from labctl.load import LoadOptions, failure_kinds, parse_duration, parse_processes, summarize
-from labctl.timeline import Sample, bucket, parse_samples, percentile
+from labctl.experiments.load import LoadOptions, failure_kinds, parse_duration, parse_processes, summarize
+from labctl.experiments.timeline import Sample, bucket, parse_samples, percentile
 
 
 def test_parse_duration() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from labctl.dockerenv import require_engine
 from labctl.process import run
+from labctl.runtime.dockerenv import require_engine
 
 
 def compose_argv(project: str, compose_file: Path | None) -> list[str]:

@@ -10,10 +10,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from labctl import drill, lifecycle
+from labctl import lifecycle
 from labctl.errors import LabctlError, UsageError
-from labctl.lab import load_lab
-from labctl.load import new_run_dir
+from labctl.experiments import drill
+from labctl.experiments.load import new_run_dir
+from labctl.model.lab import load_lab
 
 Progress = Callable[[str], None]
 RUNS_FOLDER = "compare"

@@ -18,12 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from labctl import inlab, ledger, lifecycle, paths
+from labctl import lifecycle, paths
 from labctl.errors import LabctlError, UsageError
-from labctl.lab import lab_folder
-from labctl.timeline import Sample, bucket, draw_chart, parse_samples, percentile, write_timeline
+from labctl.experiments import ledger
+from labctl.experiments.timeline import Sample, bucket, draw_chart, parse_samples, percentile, write_timeline
+from labctl.model.lab import lab_folder
+from labctl.runtime import inlab
 
-LOADGEN = Path(__file__).resolve().parent / "loadgen"
+LOADGEN = Path(__file__).resolve().parents[1] / "loadgen"
 # A generator process above this share of one core is the bottleneck, not the lab.
 BOUND_CPU_PER_PROCESS = 0.85
 Progress = Callable[[str], None]

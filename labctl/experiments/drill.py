@@ -10,14 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import chaos, lifecycle
+from labctl import lifecycle
 from labctl.db import drill_db
 from labctl.errors import LabConfigError, LabctlError, Problem
-from labctl.lab import lab_folder
-from labctl.load import LoadOptions, finish_load, new_run_dir, parse_duration, start_load, stop_load, write_run
-from labctl.schema import schema_errors
-from labctl.timeline import Sample, bucket
-from labctl.yamlsource import dotted, load_yaml_file
+from labctl.experiments import chaos
+from labctl.experiments.load import (
+    LoadOptions,
+    finish_load,
+    new_run_dir,
+    parse_duration,
+    start_load,
+    stop_load,
+    write_run,
+)
+from labctl.experiments.timeline import Sample, bucket
+from labctl.model.lab import lab_folder
+from labctl.model.schema import schema_errors
+from labctl.model.yamlsource import dotted, load_yaml_file
 
 Progress = Callable[[str], None]
 _DURATION = {"type": "string", "pattern": r"^[0-9]+(ms|s|m)$", "description": "a duration like 500ms, 5s or 1m"}
@@ -334,7 +343,7 @@ def evaluate(expect: dict[str, Any], summary: dict[str, Any], measured: dict[str
 def _finish(result: DrillResult, lab: str, drill: Drill, verdict: str | None, before: dict[str, Any],
             after: dict[str, Any] | None, samples: list[Sample], faults: list[dict[str, Any]],
             main: tuple[dict[str, Any], float] | None, extra: dict[str, Any] | None = None) -> DrillResult:
-    from labctl.drill_report import write_report
+    from labctl.experiments.drill_report import write_report
 
     report: dict[str, Any] = {"lab": lab, "drill": drill.name, "title": drill.title, "steady_state_before": before,
                               "steady_state_after": after, "faults": faults, "expectations": [],

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl import compose, inventory, lifecycle
+from labctl import lifecycle
 from labctl.errors import LabctlError, UsageError
-from labctl.lab import load_lab
-from labctl.load import LoadOptions, new_run_dir, run_load
-from labctl.overrides import parse_overrides
+from labctl.experiments.load import LoadOptions, new_run_dir, run_load
+from labctl.model.lab import load_lab
+from labctl.model.overrides import parse_overrides
 from labctl.render import render_lab, rendered_state
+from labctl.runtime import compose, inventory
 
 Progress = lifecycle.Progress
 

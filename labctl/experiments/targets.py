@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from labctl import inventory
 from labctl.errors import UsageError
+from labctl.runtime import inventory
 
 DB_ROLES = ("primary", "replicas")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from labctl import inventory
+from labctl.runtime import inventory
 
 CLIENT_SCRIPT = "/opt/labctl/labclient.py"
 # Requests per second per simulated client when no --rate is given: the in-lab client always
@@ -46,7 +46,7 @@ def start_clients(container: str, users: int, rate: float, duration_s: float, pa
 
 def stop_clients(lab: str) -> None:
     """Stop the in-lab clients early: ending `docker exec` would leave them running inside."""
-    from labctl.dockerenv import docker_client
+    from labctl.runtime.dockerenv import docker_client
 
     container = client_container(lab)
     if container is None:

@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import images, paths, targets
-from labctl.dockerenv import docker_client, require_engine
+from labctl import images, paths
 from labctl.doctor import supported_faults
 from labctl.errors import LabctlError, UsageError
+from labctl.experiments import targets
+from labctl.runtime.dockerenv import docker_client, require_engine
 
 FAULTS = ("kill", "stop", "start", "restart", "pause", "unpause", "partition", "loss", "bandwidth", "latency",
           "slow", "fail", "cpu-hog", "replica-delay", "withdraw")
@@ -158,7 +159,7 @@ def heal(lab: str) -> list[Fault]:
 
 def _sweep_network(lab: str) -> None:
     # Belt and braces: rules labctl tagged and qdiscs it adds, even if the record was lost.
-    from labctl import inventory
+    from labctl.runtime import inventory
 
     for state in inventory.service_states(lab):
         if state.state != "running":
@@ -314,7 +315,7 @@ def _db_client(statements: list[str]) -> list[str]:
 def _withdraw(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
     # The operator's (or a monitor's) move: take the replica's A record out of the lab's DNS
     # server. Clients that cached it keep using it until their TTL runs out.
-    from labctl import inventory
+    from labctl.runtime import inventory
 
     servers = [s.container for s in inventory.service_states(lab) if s.kind == "dns" and s.state == "running"]
     if not servers:

@@ -9,7 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from labctl.yamlsource import FieldPath
+from labctl.model.yamlsource import FieldPath
 
 META_KEYS = ("title", "summary", "notes", "bind")
 BLOCK_KINDS = ("app", "nginx", "haproxy", "db", "dns", "client")

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from labctl.errors import LabConfigError, Problem
-from labctl.yamlsource import FieldPath
+from labctl.model.yamlsource import FieldPath
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 
 import click
 
-from labctl import chaos, compare, console, drill, images, lifecycle, scaling
+from labctl import console, images, lifecycle
 from labctl.doctor import run_checks
 from labctl.errors import LabctlError
-from labctl.lab import list_lab_names, load_lab
-from labctl.load import LoadOptions, parse_duration, parse_processes, run_load
-from labctl.overrides import parse_overrides
-from labctl.scaling import parse_scale
+from labctl.experiments import chaos, compare, drill, scaling
+from labctl.experiments.load import LoadOptions, parse_duration, parse_processes, run_load
+from labctl.experiments.scaling import parse_scale
+from labctl.model.lab import list_lab_names, load_lab
+from labctl.model.overrides import parse_overrides
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -329,7 +330,7 @@ def compare_cmd(lab_list: str, drill_name: str, users: int, rate: float, as_json
 
 
 def _register_subgroups() -> None:
-    from labctl.cli_db import db_group
+    from labctl.cli.db import db_group
 
     main.add_command(db_group)
 

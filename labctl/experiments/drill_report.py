@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labctl.ledger import describe
-from labctl.timeline import Sample, bucket, percentile
+from labctl.experiments.ledger import describe
+from labctl.experiments.timeline import Sample, bucket, percentile
 
 
 def write_report(run_dir: Path, report: dict[str, Any], samples: list[Sample], start: float) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 from labctl import paths
 from labctl.dnslab import dns_problems
 from labctl.errors import LabConfigError, LabNotFoundError, Problem
-from labctl.overrides import Override, apply_overrides, override_for
-from labctl.schema import (
+from labctl.model.overrides import Override, apply_overrides, override_for
+from labctl.model.schema import (
     BLOCK_KINDS,
     BLOCK_SCHEMAS,
     META_KEYS,
@@ -20,7 +20,7 @@ from labctl.schema import (
     unknown_key_sentence,
     with_defaults,
 )
-from labctl.yamlsource import FieldPath, SourceDocument, dotted, load_yaml_file
+from labctl.model.yamlsource import FieldPath, SourceDocument, dotted, load_yaml_file
 
 LB_KINDS = ("nginx", "haproxy")
 _BLOCK_NAME = r"^[a-z][a-z0-9_]*$"

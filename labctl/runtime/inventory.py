@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from labctl.dockerenv import docker_client
+from labctl.runtime.dockerenv import docker_client
 
 MANAGED = "io.labctl.managed=true"
 LAB_LABEL = "io.labctl.lab"

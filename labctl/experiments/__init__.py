@@ -1,0 +1,1 @@
+"""Load, chaos, drills, compare, sweep, ledger and timeline."""

@@ -1,0 +1,1 @@
+"""Lab files: YAML source, schema, overrides and the Lab model."""
