@@ -19,12 +19,24 @@ from labctl.doctor import Check
 from labctl.images import BuildResult, ImageInfo
 from labctl.lifecycle import DownResult, LabStatus, UpResult
 from labctl.model.lab import Lab
+from labctl.running import RunningLab
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 _HEALTH_STYLE = {"healthy": "green", "starting": "yellow", "failed": "red"}
 
+
+
+def attached(lab: str) -> RunningLab:
+    """Attach to a running lab for a command; says so in one line when lab.yaml changed since `up`."""
+    from labctl.running import attach
+
+    running = attach(lab)
+    notice = running.notice()
+    if notice:
+        err.print(notice, style="yellow")
+    return running
 
 @contextmanager
 def progress(title: str) -> Iterator[object]:
@@ -55,8 +67,7 @@ def lab_table(labs: list[Lab]) -> Table:
     for column in ("lab", "title", "blocks", "notes section"):
         table.add_column(column)
     for lab in labs:
-        blocks = ", ".join(f"{b.name} ({b.kind} x{b.replicas})" if b.kind == "app" else f"{b.name} ({b.kind})"
-                           for b in lab.blocks.values())
+        blocks = ", ".join(b.spec.summary(b) for b in lab.blocks.values())
         table.add_row(lab.name, lab.title, blocks, lab.notes)
     return table
 
@@ -87,8 +98,8 @@ def show_up(result: UpResult) -> None:
     web = next((url for name, url in result.endpoints.items() if name == "http"), "")
     # A lab without a published endpoint (lb-dns) is loaded from inside: there is nothing to curl.
     look = f"curl -si {web} | grep X-Served-By" if web else f"labctl load {lab.name} --duration 10s"
-    database = f" labctl db status {lab.name};" if any(b.kind == "db" for b in lab.blocks.values()) else ""
-    out.print(f"next: {look}; labctl status {lab.name};{database} labctl guide {lab.name}; labctl down {lab.name}")
+    extra = "".join(f" {command};" for b in lab.blocks.values() for command in b.spec.next_commands(lab, b))
+    out.print(f"next: {look}; labctl status {lab.name};{extra} labctl guide {lab.name}; labctl down {lab.name}")
 
 
 def status_table(status: LabStatus) -> Table:

@@ -8,13 +8,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from labctl import images, paths
-from labctl.db.setup import ensure_replication
 from labctl.errors import HealthTimeoutError, LabctlError, PortBusyError
-from labctl.model.lab import Block, Lab
+from labctl.model.lab import Lab
 from labctl.render import RenderedLab, render_lab
+from labctl.running import write_snapshot
 from labctl.runtime import compose, inventory
 from labctl.runtime.dockerenv import docker_client, port_holder, port_is_free, require_engine
 
@@ -62,7 +61,7 @@ class LabStatus:
         return {
             "lab": self.lab,
             "project": self.project,
-            "state": _overall_state(self.services),
+            "state": overall_state(self.services),
             "services": [
                 {"name": s.name, "block": s.block, "kind": s.kind, "container": s.container,
                  "state": s.state, "health": s.health}
@@ -72,7 +71,8 @@ class LabStatus:
         }
 
 
-def _overall_state(services: list[inventory.ServiceState]) -> str:
+def overall_state(services: list[inventory.ServiceState]) -> str:
+    """up (every service healthy), degraded (one failed), starting, or down (no containers)."""
     if not services:
         return "down"
     outcomes = {s.outcome for s in services}
@@ -83,12 +83,7 @@ def _overall_state(services: list[inventory.ServiceState]) -> str:
 
 def required_roles(lab: Lab) -> list[str]:
     """The image roles a lab needs."""
-    return sorted({str(b.params["flavor"]) if b.kind == "db" else _ROLE_OF_KIND.get(b.kind, b.kind)
-                   for b in lab.blocks.values()})
-
-
-# Kinds that run on another kind's image (the in-lab client ships in the dns image).
-_ROLE_OF_KIND = {"client": "dns"}
+    return sorted({b.spec.image_role(b) for b in lab.blocks.values()})
 
 
 def prepare_images(lab: Lab, requested: str | None, progress: Progress) -> tuple[str, str, dict[str, str]]:
@@ -146,13 +141,14 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
     check_ports(lab)
     chosen, reason, refs = prepare_images(lab, profile, progress)
     rendered = render_lab(lab, refs)
+    write_snapshot(lab, refs)
     progress(f"rendered {rendered.compose_file}")
     running = {s.name for s in inventory.service_states(lab.name) if s.state == "running"}
     try:
         _start_and_wait(lab, rendered, timeout, progress)
         apply_changes(lab, rendered, running, progress)
-        if any(block.kind == "db" for block in lab.blocks.values()):
-            ensure_replication(lab, progress, timeout=timeout)
+        for block in lab.blocks.values():
+            block.spec.after_up(lab, block, progress, timeout)
     except KeyboardInterrupt:
         progress("interrupted: removing what was started")
         _remove_interrupted(lab.name)
@@ -186,53 +182,9 @@ def apply_changes(lab: Lab, rendered: RenderedLab, running: set[str], progress: 
     # whose config changed is told to reload it (no restart, connections keep going).
     for name in sorted(rendered.changed_blocks()):
         block = lab.blocks.get(name)
-        if block is not None and block.is_lb and block.service_base in running:
-            progress(f"reloading {block.service_base} for its new config")
-            reload_lb(lab, block)
-        elif block is not None and block.kind == "dns" and block.service_base in running:
-            progress(f"reloading {block.service_base} for its new records")
-            reload_dns(lab, block)
+        if block is not None and block.service_base in running:
+            block.spec.reload(lab, block, progress)
     _remove_extra_instances(lab, progress)
-
-
-def reload_lb(lab: Lab, block: Block) -> None:
-    """Make a running load balancer re-read its config in place."""
-    container = docker_client().containers.get(f"{lab.project}-{block.service_base}")
-    if block.kind == "nginx":
-        old = _nginx_workers(container)
-        result = container.exec_run(["nginx", "-s", "reload"])
-        if result.exit_code != 0:
-            raise LabctlError(f"nginx reload failed in {container.name}: {result.output.decode().strip()}")
-        _wait_new_nginx_workers(container, old)
-    else:
-        container.kill(signal="SIGUSR2")  # HAProxy's master (-W) reloads its workers on USR2
-
-
-def reload_dns(lab: Lab, block: Block) -> None:
-    """Make a running DNS server serve the newly rendered zone (named reloads on SIGHUP)."""
-    container = docker_client().containers.get(f"{lab.project}-{block.service_base}")
-    result = container.exec_run(["sh", "-c", "cp /etc/labctl-dns/db.zone /var/lib/bind/db.zone && kill -HUP 1"])
-    if result.exit_code != 0:
-        raise LabctlError(f"DNS reload failed in {container.name}: {result.output.decode().strip()}")
-
-
-def _nginx_workers(container: Any) -> set[str]:
-    """PIDs of the Nginx workers taking new connections (not those finishing old ones)."""
-    top = container.top()
-    pid, cmd = top["Titles"].index("PID"), top["Titles"].index("CMD")
-    return {row[pid] for row in top["Processes"]
-            if "worker process" in row[cmd] and "shutting down" not in row[cmd]}
-
-
-def _wait_new_nginx_workers(container: Any, old: set[str], timeout: float = 10.0) -> None:
-    # `nginx -s reload` only signals the master: until it has started workers with the new
-    # config, new connections still reach the old ones. A config the master rejects keeps them.
-    deadline = time.monotonic() + timeout
-    while (workers := _nginx_workers(container)) == set() or workers & old:
-        if time.monotonic() > deadline:
-            raise LabctlError(f"nginx in {container.name} kept its old config after a reload; "
-                              f"see 'docker logs {container.name}'")
-        time.sleep(POLL_SECONDS / 5)
 
 
 def _remove_extra_instances(lab: Lab, progress: Progress) -> None:

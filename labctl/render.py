@@ -13,20 +13,11 @@ from typing import Any
 
 import jinja2
 
-from labctl import dnslab, paths
-from labctl.db.secrets import ensure_secrets
+from labctl import kinds, paths
 from labctl.errors import LabctlError
-from labctl.model.lab import Block, Lab
-from labctl.tlscert import ensure_tls
+from labctl.kinds import dns
+from labctl.model.lab import Lab
 
-# Config files each kind of block gets, rendered from templates/<kind>/<file>.j2.
-CONFIG_FILES: dict[str, tuple[str, ...]] = {
-    "nginx": ("nginx.conf",),
-    "haproxy": ("haproxy.cfg",),
-    "dns": ("named.conf", "db.zone"),
-}
-# Files an nginx block with `static: on` serves under /static/, from templates/nginx/static/.
-NGINX_STATIC_FILES = ("index.html", "catalog.json")
 STATE_FILE = "labctl-lab.json"
 
 
@@ -45,8 +36,11 @@ class RenderedLab:
 
 
 def _environment() -> jinja2.Environment:
+    # A kind kept outside labctl brings its own templates; labctl's own come first.
+    folders = [str(paths.templates_dir())]
+    folders += [str(k.template_dir) for k in kinds.REGISTRY.values() if k.template_dir is not None]
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(paths.templates_dir())),
+        loader=jinja2.FileSystemLoader(folders),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -71,20 +65,6 @@ def _seconds(duration: str) -> str:
     return f"{duration_ms(duration) / 1000:g}"
 
 
-def _config_templates(lab: Lab, block: Block) -> list[tuple[str, str, dict[str, object]]]:
-    """(template, file relative to the block's folder, extra context) for one block's configs."""
-    if block.kind == "db":
-        return [("db/node.cnf.j2", f"{node}.cnf", {"node": node, "server_id": index})
-                for index, node in enumerate(block.instances(), start=1)]
-    if block.kind == "haproxy" and lab.blocks[block.params["backends"]].kind == "db":
-        return [("haproxy/db-router.cfg.j2", "haproxy.cfg", {})]
-    configs: list[tuple[str, str, dict[str, object]]] = [
-        (f"{block.kind}/{name}.j2", name, {}) for name in CONFIG_FILES.get(block.kind, ())]
-    if block.kind == "nginx" and block.params.get("static"):
-        configs += [(f"nginx/static/{name}.j2", f"static/{name}", {}) for name in NGINX_STATIC_FILES]
-    return configs
-
-
 def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
     """Render every file of a lab in memory: relative path -> text."""
     env = _environment()
@@ -93,14 +73,14 @@ def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
         "project": lab.project,
         "images": images,
         "lab_file": f"labs/{lab.name}/lab.yaml",
-        "addresses": dnslab.fixed_addresses(lab),
-        "dns": dnslab,
+        "addresses": dns.fixed_addresses(lab),
+        "dns": dns,
     }
     try:
         compose = env.get_template("compose.yaml.j2").render(context)
         files = {"compose.yaml": _drop_blank_lines(compose)}
         for block in lab.blocks.values():
-            for template, name, extra in _config_templates(lab, block):
+            for template, name, extra in block.spec.config_templates(lab, block):
                 files[f"{block.name}/{name}"] = env.get_template(template).render(context, block=block, **extra)
     except jinja2.TemplateError as exc:
         raise LabctlError(f"template error while rendering lab '{lab.name}': {exc}") from exc
@@ -131,11 +111,8 @@ def render_lab(lab: Lab, images: dict[str, str], folder: Path | None = None) -> 
         _swap_in(staging, target, files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if any(block.kind == "db" for block in lab.blocks.values()):
-        ensure_secrets(target)
     for block in lab.blocks.values():
-        if block.kind == "nginx" and block.params.get("tls"):
-            ensure_tls(target / block.name, lab.name, block.service_base, lab.bind)
+        block.spec.prepare_folder(lab, block, target)
     written = tuple(target / relative for relative in files)
     return RenderedLab(target, target / "compose.yaml", written, changed)
 
@@ -170,9 +147,7 @@ def rendered_state(name: str) -> dict[str, Any] | None:
 
 
 def running_lab(name: str) -> Lab:
-    """A lab as it was last rendered: the lab file with the overrides `up` was given."""
-    from labctl.model.lab import load_lab
-    from labctl.model.overrides import parse_overrides
+    """A lab as it was brought up (see `labctl.running.attach`)."""
+    from labctl.running import attach
 
-    state = rendered_state(name) or {}
-    return load_lab(name, parse_overrides(list(state.get("overrides", []))))
+    return attach(name).lab

@@ -267,7 +267,7 @@ def chaos_cmd(lab: str, fault: str, target: str, percent: float | None, bandwidt
     """Inject a fault into TARGET (lb, app, app.2, random:app); `labctl heal LAB` reverts it."""
     params = {k: v for k, v in {"percent": percent, "rate": bandwidth, "ms": ms, "from": peer}.items() if v is not None}
     seconds = parse_duration(duration) if duration else None
-    faults = chaos.inject(lab, fault, target, params)
+    faults = chaos.inject(console.attached(lab), fault, target, params)
     for item in faults:
         console.out.print(f"{time.strftime('%H:%M:%S', time.localtime(item.at))} {fault} {item.target} "
                           f"{params or ''} (id {item.id}{', until healed' if item.revert and not seconds else ''})")
@@ -299,7 +299,7 @@ def drill_cmd(lab: str, name: str | None, list_only: bool, as_json: bool) -> Non
         return
     loaded = drill.load_drill(lab, name)
     with console.progress(f"drill {name}") as progress:
-        result = drill.run_drill(lab, loaded, progress)  # type: ignore[arg-type]
+        result = drill.run_drill(console.attached(lab), loaded, progress)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps(result.report, indent=2))
     else:

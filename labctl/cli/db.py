@@ -16,7 +16,6 @@ from labctl.db import failover as db_failover
 from labctl.db import rejoin as db_rejoin
 from labctl.db import status as db_status
 from labctl.db.secrets import USERS, load_secrets
-from labctl.render import running_lab
 
 
 @click.group("db")
@@ -29,7 +28,7 @@ def db_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_cmd(lab: str, as_json: bool) -> None:
     """Every node's role, read-only flag, GTIDs, replication threads, lag and semi-sync state."""
-    report = db_status.status(running_lab(lab))
+    report = db_status.status(console.attached(lab).lab)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -70,7 +69,7 @@ def failover_cmd(lab: str, target: str | None, as_json: bool) -> None:
     """Promote a replica: fence the old primary, pick the most advanced replica (GTIDs), promote it,
     repoint the others, and wait until HAProxy sends writes to it."""
     printer = (lambda _: None) if as_json else (lambda text: console.out.print(f"  {text}"))
-    result = db_failover.failover(running_lab(lab), target, printer)
+    result = db_failover.failover(console.attached(lab).lab, target, printer)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -95,7 +94,7 @@ def rejoin_cmd(lab: str, node: str | None) -> None:
     """Make NODE (or every node not following the primary, e.g. an old primary after a failover)
     a replica of the current primary; a node with transactions the primary lacks is rebuilt."""
     with console.progress(f"rejoin {lab}") as progress:
-        done = db_rejoin.rejoin(running_lab(lab), node, progress)  # type: ignore[arg-type]
+        done = db_rejoin.rejoin(console.attached(lab).lab, node, progress)  # type: ignore[arg-type]
     console.out.print(f"{lab}: {len(done)} node(s) rejoined" + "".join(f"\n  {line}" for line in done))
 
 
@@ -104,7 +103,7 @@ def rejoin_cmd(lab: str, node: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def check_cmd(lab: str, as_json: bool) -> None:
     """Compare every node with the primary: row counts, checksums and errant GTIDs. Exit 1 if they differ."""
-    report = db_check.check(running_lab(lab))
+    report = db_check.check(console.attached(lab).lab)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

@@ -19,8 +19,8 @@ from labctl.db.failover import DETECTION_RULE, AutoFailover, FailoverResult, fai
 from labctl.db.rejoin import rejoin
 from labctl.db.status import heartbeat_lag
 from labctl.experiments import ledger
+from labctl.experiments.events import DrillEvents
 from labctl.model.lab import Lab
-from labctl.render import running_lab
 
 Progress = Callable[[str], None]
 WATCH_INTERVAL_S = 0.5
@@ -63,6 +63,22 @@ class DbDrill:
         self.auto: AutoFailover | None = None
         self.manual: FailoverResult | None = None
         self.manual_at: float | None = None
+
+    def subscribe(self, events: DrillEvents) -> None:
+        """Take part in a drill: watch replication while it runs, handle `failover:` steps,
+        classify the writes once healed and rejoin every node once the lab is up again."""
+        events.drill_started.add_listener(self.start)
+        events.load_finished.add_listener(self.stop)
+        events.step_handlers["failover"] = self.step
+        events.healed.add_listener(self._on_healed)
+        events.lab_up_again.add_listener(self._on_up_again)
+
+    def _on_healed(self, run_dir: Path, faults: list[dict[str, Any]], results: dict[str, Any]) -> None:
+        self.progress("reading every write back from the primary")
+        results.update(self.report(run_dir, faults))
+
+    def _on_up_again(self, results: dict[str, Any]) -> None:
+        results["rejoined"] = self.restore()
 
     def start(self) -> None:
         self.watch.start()
@@ -133,11 +149,3 @@ def present_ids(lab: Lab, prefixes: list[str]) -> set[str]:
         raise db.DbError(f"{primary.node.name}: reading the writes back failed: {exc.msg or exc}") from exc
     finally:
         connection.close()
-
-
-def for_lab(lab_name: str, progress: Progress) -> DbDrill | None:
-    """The db part of a drill, for labs with a db block; None for the others."""
-    lab = running_lab(lab_name)
-    if not any(block.kind == "db" for block in lab.blocks.values()):
-        return None
-    return DbDrill(lab, progress)

@@ -143,7 +143,7 @@ def _repoint(lab: Lab, others: list[db.Node], source: str) -> str:
 
 def _router(lab: Lab) -> Block | None:
     database = db.db_block(lab).name
-    return next((b for b in lab.blocks.values() if b.kind == "haproxy" and b.params["backends"] == database), None)
+    return next((b for b in lab.blocks.values() if b.is_lb and b.params["backends"] == database), None)
 
 
 def _wait_routed(lab: Lab, new_primary: str, timeout: float = 15.0) -> str:

@@ -15,6 +15,7 @@ from labctl.db.flavors import Flavor, flavor
 __all__ = ["BackgroundWatch", "DbError", "Flavor", "Node", "NodeState"]
 from labctl.db.secrets import load_secrets
 from labctl.errors import LabctlError, UsageError
+from labctl.kinds.db import DbKind
 from labctl.model.lab import Block, Lab
 
 Row = dict[str, Any]
@@ -76,11 +77,13 @@ class NodeState:
         return "standalone" if self.read_only else "primary"
 
 
+DB_KIND = DbKind.name
+
+
 def db_block(lab: Lab) -> Block:
     """The lab's db block; a lab without one gets a usage error."""
-    for block in lab.blocks.values():
-        if block.kind == "db":
-            return block
+    for block in lab.blocks_of(DB_KIND):
+        return block
     raise UsageError(f"lab '{lab.name}' has no db block; db commands work on the db-* labs")
 
 

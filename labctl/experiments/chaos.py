@@ -18,14 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import images, paths
+from labctl import images, kinds, paths
 from labctl.doctor import supported_faults
 from labctl.errors import LabctlError, UsageError
-from labctl.experiments import targets
+from labctl.running import RunningLab, attach
 from labctl.runtime.dockerenv import docker_client, require_engine
 
-FAULTS = ("kill", "stop", "start", "restart", "pause", "unpause", "partition", "loss", "bandwidth", "latency",
-          "slow", "fail", "cpu-hog", "replica-delay", "withdraw")
 RULE_COMMENT = "labctl"
 HOG_PID = "/tmp/labctl-cpu-hog.pid"
 Progress = Callable[[str], None]
@@ -90,13 +88,14 @@ def _lab_subnet(container: Any) -> tuple[str, str]:
     return f"{network['IPAddress']}/{network['IPPrefixLen']}", str(network["Gateway"])
 
 
-def inject(lab: str, fault: str, target: str, params: dict[str, Any]) -> list[Fault]:
+def inject(running: RunningLab, fault: str, target: str, params: dict[str, Any]) -> list[Fault]:
     """Inject a fault into every container the target names; returns what was recorded."""
     require_engine()
     if fault not in FAULTS:
         raise UsageError(f"unknown fault '{fault}' (faults: {', '.join(FAULTS)})")
     _check_supported(fault)
-    states = targets.resolve(lab, target)
+    lab = running.name
+    states = running.resolve(target)
     recorded = []
     for state in states:
         item = Fault(uuid.uuid4().hex[:8], time.time(), fault, state.name, state.container, params)
@@ -129,20 +128,20 @@ def revert(lab: str, fault: Fault) -> None:
 
 
 def _run_revert(container: str, command: list[str]) -> None:
-    kind, *rest = command
-    if kind == "exec-in":  # a command in another container of the lab (the dns server), in the background
+    action, *rest = command
+    if action == "exec-in":  # a command in another container of the lab (the dns server), in the background
         docker_client().containers.get(rest[0]).exec_run(rest[1:], detach=True)
         return
     target = docker_client().containers.get(container)
-    if kind == "start":
+    if action == "start":
         target.start()
-    elif kind == "unpause":
+    elif action == "unpause":
         target.reload()
         if target.status == "paused":
             target.unpause()
-    elif kind == "exec":
+    elif action == "exec":
         target.exec_run(rest)
-    elif kind == "netns":
+    elif action == "netns":
         in_netns(container, rest)
 
 
@@ -177,33 +176,33 @@ def network_leftovers(container: str) -> str:
     return in_netns(container, ["bash", "-c", script]).strip()
 
 
-def _container(name: str) -> Any:
+def lab_container(name: str) -> Any:
     return docker_client().containers.get(name)
 
 
 def _kill(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    _container(name).kill()
+    lab_container(name).kill()
     return [["start"]]
 
 
 def _stop(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    _container(name).stop(timeout=2)
+    lab_container(name).stop(timeout=2)
     return [["start"]]
 
 
 def _start(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    _container(name).start()
+    lab_container(name).start()
     _forget(lab, name, ("kill", "stop"))
     return []
 
 
 def _restart(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    _container(name).restart(timeout=2)
+    lab_container(name).restart(timeout=2)
     return []
 
 
 def _pause(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    _container(name).pause()
+    lab_container(name).pause()
     return [["unpause"]]
 
 
@@ -229,10 +228,10 @@ def _iptables(rules: list[list[str]], name: str) -> list[list[str]]:
 
 
 def _partition(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    target = _container(name)
+    target = lab_container(name)
     if params.get("from"):
-        other = targets.resolve(lab, str(params["from"]))
-        peers = [_lab_subnet(_container(s.container))[0].split("/")[0] for s in other]
+        other = attach(lab).resolve(str(params["from"]))
+        peers = [_lab_subnet(lab_container(s.container))[0].split("/")[0] for s in other]
     else:
         subnet, gateway = _lab_subnet(target)
         peers = [subnet]
@@ -265,7 +264,7 @@ def _latency(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
 
 
 def _app_switch(name: str, path: str) -> None:
-    result = _container(name).exec_run(["python3", "-c", _switch_script(path)])
+    result = lab_container(name).exec_run(["python3", "-c", _switch_script(path)])
     if result.exit_code != 0:
         raise LabctlError(f"{name} did not take the switch {path}: is it an app container? "
                           f"{result.output.decode(errors='replace').strip()[-200:]}")
@@ -287,62 +286,21 @@ def _switch_script(path: str) -> str:
 
 
 def _cpu_hog(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    _container(name).exec_run(["bash", "-c", f"echo $$ > {HOG_PID}; exec bash -c 'while :; do :; done'"],
+    lab_container(name).exec_run(["bash", "-c", f"echo $$ > {HOG_PID}; exec bash -c 'while :; do :; done'"],
                               detach=True)
     return [["exec", "bash", "-c", f"kill $(cat {HOG_PID}) && rm -f {HOG_PID}"]]
-
-
-def _replica_delay(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    from labctl.db.nodes import lab_flavor
-    from labctl.render import running_lab
-
-    kind = lab_flavor(running_lab(lab))
-    seconds = max(1, round(int(params.get("ms", 2000)) / 1000))
-    result = _container(name).exec_run(_db_client(kind.delay_statements(seconds)))
-    if result.exit_code != 0:
-        raise LabctlError(f"{name} did not take a replication delay of {seconds} s: is it a db replica? "
-                          f"{result.output.decode(errors='replace').strip()[-200:]}")
-    return [["exec", *_db_client(kind.delay_statements(0))]]
-
-
-def _db_client(statements: list[str]) -> list[str]:
-    # Runs inside the db container with its own client, so no connection from the host is needed.
-    sql = "; ".join(statements)
-    client = '"$(command -v mariadb || command -v mysql)"'
-    return ["bash", "-c", f'MYSQL_PWD=$MYSQL_ROOT_PASSWORD {client} -uroot -e "{sql}"']
-
-
-def _withdraw(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    # The operator's (or a monitor's) move: take the replica's A record out of the lab's DNS
-    # server. Clients that cached it keep using it until their TTL runs out.
-    from labctl.runtime import inventory
-
-    servers = [s.container for s in inventory.service_states(lab) if s.kind == "dns" and s.state == "running"]
-    if not servers:
-        raise LabctlError(f"lab '{lab}' has no running dns block to withdraw {name} from")
-    instance = _container(name).labels.get("io.labctl.instance", name)
-    marker = f"; {instance}$"
-    for server in servers:
-        result = _container(server).exec_run(["sh", "-c", f"grep -q '{marker}' {_ZONE} && "
-                                              f"sed -i '/{marker}/d' {_ZONE} && kill -HUP 1"])
-        if result.exit_code != 0:
-            raise LabctlError(f"{server} has no A record for {instance} to withdraw")
-    # The record comes back once the replica answers again (or after 60 s): handing out the
-    # address of a server that is still starting would fail requests all over again.
-    restore = (f"line=$(grep '{marker}' /etc/labctl-dns/db.zone); "
-               f"python3 /opt/labctl/labclient.py wait $(echo \"$line\" | awk '{{print $4}}') --timeout 60; "
-               f"grep -q '{marker}' {_ZONE} || echo \"$line\" >> {_ZONE}; kill -HUP 1")
-    return [["exec-in", server, "sh", "-c", restore] for server in servers]
-
-
-_ZONE = "/var/lib/bind/db.zone"
 
 
 INJECTORS: dict[str, Callable[[str, dict[str, Any], str], list[list[str]]]] = {
     "kill": _kill, "stop": _stop, "start": _start, "restart": _restart, "pause": _pause, "unpause": _unpause,
     "partition": _partition, "loss": _loss, "bandwidth": _bandwidth, "latency": _latency, "slow": _slow,
-    "fail": _fail, "cpu-hog": _cpu_hog, "replica-delay": _replica_delay, "withdraw": _withdraw,
+    "fail": _fail, "cpu-hog": _cpu_hog,
+    # Faults only some kinds of block can take (a replica's delay, a DNS record withdrawn).
+    **{name: injector for kind in kinds.REGISTRY.values() for name, injector in kind.faults().items()},
 }
+
+
+FAULTS = tuple(INJECTORS)
 
 
 def hold_then_revert(lab: str, faults: list[Fault], seconds: float, progress: Progress) -> None:

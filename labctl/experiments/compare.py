@@ -15,6 +15,7 @@ from labctl.errors import LabctlError, UsageError
 from labctl.experiments import drill
 from labctl.experiments.load import new_run_dir
 from labctl.model.lab import load_lab
+from labctl.running import attach
 
 Progress = Callable[[str], None]
 RUNS_FOLDER = "compare"
@@ -107,7 +108,7 @@ def _drill_one(lab: str, loaded: drill.Drill, progress: Progress) -> dict[str, A
     if brought_up:
         lifecycle.up(load_lab(lab), progress=tagged)
     try:
-        result = drill.run_drill(lab, loaded, tagged)
+        result = drill.run_drill(attach(lab), loaded, tagged)
     finally:
         if brought_up:
             tagged("taking the lab down again")

@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import lifecycle
-from labctl.db import drill_db
+from labctl import kinds, lifecycle
 from labctl.errors import LabConfigError, LabctlError, Problem
 from labctl.experiments import chaos
+from labctl.experiments.events import DrillEvents
 from labctl.experiments.load import (
     LoadOptions,
     finish_load,
-    new_run_dir,
     parse_duration,
     start_load,
     stop_load,
@@ -27,12 +26,39 @@ from labctl.experiments.timeline import Sample, bucket
 from labctl.model.lab import lab_folder
 from labctl.model.schema import schema_errors
 from labctl.model.yamlsource import dotted, load_yaml_file
+from labctl.running import RunningLab
 
 Progress = Callable[[str], None]
 _DURATION = {"type": "string", "pattern": r"^[0-9]+(ms|s|m)$", "description": "a duration like 500ms, 5s or 1m"}
 _RATE = {"type": "number", "minimum": 0, "maximum": 1}
 
-DRILL_SCHEMA: dict[str, Any] = {
+_EXPECTATIONS: dict[str, Any] = {
+    "max_failed_requests": {"type": "integer", "minimum": 0}, "max_error_rate": _RATE,
+    "recovery_within": _DURATION, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0}}
+
+
+def drill_schema() -> dict[str, Any]:
+    """The drill file schema: the runner's own keys, and the step kinds and expectations that
+    block kinds add (a db block: `failover:` steps, `max_lost_writes`, `rto_within`)."""
+    steps: dict[str, Any] = {}
+    expectations = dict(_EXPECTATIONS)
+    for kind in kinds.REGISTRY.values():
+        steps.update(kind.drill_steps())
+        expectations.update({name: e.schema for name, e in kind.drill_expectations().items()})
+    return {**_DRILL_SCHEMA, "properties": {
+        **_DRILL_SCHEMA["properties"],
+        "steps": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "additionalProperties": False, "required": ["at"],
+            "properties": {**_STEP_PROPERTIES, **steps}}},
+        "expect": {"type": "object", "additionalProperties": False, "properties": expectations}}}
+
+
+_STEP_PROPERTIES: dict[str, Any] = {
+    "at": _DURATION, "fault": {"enum": list(chaos.FAULTS)}, "target": {"type": "string"},
+    "heal": {"const": True}, "percent": {"type": "number"}, "rate": {"type": "string"},
+    "ms": {"type": "integer", "minimum": 0}, "from": {"type": "string"}}
+
+_DRILL_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["title", "steps"],
     "properties": {
         "title": {"type": "string", "minLength": 1},
@@ -45,16 +71,6 @@ DRILL_SCHEMA: dict[str, Any] = {
         "steady_state": {"type": "object", "additionalProperties": False, "properties": {
             "max_error_rate": _RATE, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0},
             "window": _DURATION}},
-        "steps": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "additionalProperties": False, "required": ["at"], "properties": {
-                "at": _DURATION, "fault": {"enum": list(chaos.FAULTS)}, "target": {"type": "string"},
-                "heal": {"const": True}, "failover": {"enum": ["auto", "now"]},
-                "percent": {"type": "number"}, "rate": {"type": "string"},
-                "ms": {"type": "integer", "minimum": 0}, "from": {"type": "string"}}}},
-        "expect": {"type": "object", "additionalProperties": False, "properties": {
-            "max_failed_requests": {"type": "integer", "minimum": 0}, "max_error_rate": _RATE,
-            "recovery_within": _DURATION, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0},
-            "max_lost_writes": {"type": "integer", "minimum": 0}, "rto_within": _DURATION}},
     },
 }
 
@@ -108,7 +124,7 @@ def load_drill(lab: str, name: str) -> Drill:
         raise LabctlError(f"lab '{lab}' has no drill '{name}' (drills: {known})")
     display = f"labs/{lab}/drills/{name}.yaml"
     doc = load_yaml_file(path, display)
-    found = schema_errors(DRILL_SCHEMA, doc.data)
+    found = schema_errors(drill_schema(), doc.data)
     if not found:
         found = _step_problems(doc.data)
     if found:
@@ -118,12 +134,18 @@ def load_drill(lab: str, name: str) -> Drill:
                  data.get("steady_state", {}), data["steps"], data.get("expect", {}))
 
 
+def _kind_steps() -> list[str]:
+    return [key for kind in kinds.REGISTRY.values() for key in kind.drill_steps()]
+
+
 def _step_problems(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     duration = parse_duration(str(data.get("load", {}).get("duration", "20s")))
+    actions = ["fault", "heal", *_kind_steps()]
     for index, step in enumerate(data["steps"]):
-        if sum(key in step for key in ("fault", "heal", "failover")) != 1:
-            found.append((("steps", index), "a step needs one of: fault (with a target), heal, failover"))
+        if sum(key in step for key in actions) != 1:
+            text = ", ".join(["fault (with a target)", *actions[1:]])
+            found.append((("steps", index), f"a step needs one of: {text}"))
         elif "fault" in step and "target" not in step:
             found.append((("steps", index), "missing required key 'target'"))
         if parse_duration(step["at"]) >= duration:
@@ -131,39 +153,39 @@ def _step_problems(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], st
     return found
 
 
-def run_drill(lab: str, drill: Drill, progress: Progress) -> DrillResult:
+def run_drill(running: RunningLab, drill: Drill, progress: Progress) -> DrillResult:
     """Run a drill end to end; the lab is always healed, even when the drill fails."""
-    result = DrillResult(new_run_dir(lab, f"drill-{drill.name}"))
+    result = DrillResult(running.new_run_dir(f"drill-{drill.name}"))
     bound = _steady_bounds(drill)
     progress("checking the steady state before")
-    before = _steady_when_up(lab, drill, result.run_dir / "before", bound)
+    before = _steady_when_up(running, drill, result.run_dir / "before", bound)
     if not before["ok"]:
-        return _finish(result, lab, drill, "aborted", before, None, [], [], None)
+        return _finish(result, running.name, drill, "aborted", before, None, [], [], None)
     faults: list[dict[str, Any]] = []
-    database = drill_db.for_lab(lab, progress)
+    events = subscribed_events(running, progress)
+    main_dir = result.run_dir / "main"
     try:
-        if database is not None:
-            database.start()
-        samples, summary, start = _main_run(lab, drill, result.run_dir / "main", faults, progress, database)
+        events.drill_started.fire()
+        samples, summary, start = _main_run(running, drill, main_dir, faults, progress, events)
     finally:
-        if database is not None:
-            database.stop()
-        _close_open_faults(faults, chaos.heal(lab))
-    extra = _database_outcome(lab, database, result.run_dir / "main", faults, progress)
+        events.load_finished.fire()
+        _close_open_faults(faults, chaos.heal(running.name))
+    extra: dict[str, Any] = {}
+    events.healed.fire(run_dir=main_dir, faults=faults, results=extra)
+    if events.lab_up_again.has_listeners:
+        _wait_until_up(running, 90.0)
+        events.lab_up_again.fire(results=extra)
     progress("waiting for the lab to be healthy again, then checking the steady state after")
-    after = _steady_when_up(lab, drill, result.run_dir / "after", bound)
-    return _finish(result, lab, drill, None, before, after, samples, faults, (summary, start), extra)
+    after = _steady_when_up(running, drill, result.run_dir / "after", bound)
+    return _finish(result, running.name, drill, None, before, after, samples, faults, (summary, start), extra)
 
 
-def _database_outcome(lab: str, database: drill_db.DbDrill | None, main_dir: Path,
-                      faults: list[dict[str, Any]], progress: Progress) -> dict[str, Any]:
-    if database is None:
-        return {}
-    progress("reading every write back from the primary")
-    outcome = database.report(main_dir, faults)
-    _wait_until_up(lab, 90.0)
-    outcome["rejoined"] = database.restore()
-    return outcome
+def subscribed_events(running: RunningLab, progress: Progress) -> DrillEvents:
+    """The drill's events, with every block of the lab subscribed to them."""
+    events = DrillEvents()
+    for block in running.lab.blocks.values():
+        block.spec.subscribe(running.lab, block, events, progress)
+    return events
 
 
 def _steady_bounds(drill: Drill) -> dict[str, float]:
@@ -184,37 +206,37 @@ def _steady_check(lab: str, drill: Drill, folder: Path, bound: dict[str, float])
             "bound": {"max_error_rate": bound["max_error_rate"], "max_p95_ms": bound["max_p95_ms"]}}
 
 
-def _steady_when_up(lab: str, drill: Drill, folder: Path, bound: dict[str, float],
-                  timeout: float = 60.0) -> dict[str, Any]:
-    if not _wait_until_up(lab, timeout):
+def _steady_when_up(running: RunningLab, drill: Drill, folder: Path, bound: dict[str, float],
+                    timeout: float = 60.0) -> dict[str, Any]:
+    if not _wait_until_up(running, timeout):
         return {"ok": False, "error": f"the lab was not healthy {timeout:.0f}s after healing",
                 "bound": {"max_error_rate": bound["max_error_rate"], "max_p95_ms": bound["max_p95_ms"]}}
-    return _steady_check(lab, drill, folder, bound)
+    return _steady_check(running.name, drill, folder, bound)
 
 
-def _wait_until_up(lab: str, timeout: float) -> bool:
+def _wait_until_up(running: RunningLab, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while (state := lifecycle.status(lab)[0].to_json()["state"]) != "up":
+    while (state := lifecycle.overall_state(running.states())) != "up":
         if state == "down":
-            raise LabctlError(f"lab '{lab}' is not up; start it with 'labctl up {lab}'")
+            raise LabctlError(f"lab '{running.name}' is not up; start it with 'labctl up {running.name}'")
         if time.monotonic() > deadline:
             return False
         time.sleep(0.5)
     return True
 
 
-def _main_run(lab: str, drill: Drill, folder: Path, faults: list[dict[str, Any]],
-              progress: Progress, database: drill_db.DbDrill | None) -> tuple[list[Sample], dict[str, Any], float]:
+def _main_run(running: RunningLab, drill: Drill, folder: Path, faults: list[dict[str, Any]],
+              progress: Progress, events: DrillEvents) -> tuple[list[Sample], dict[str, Any], float]:
     folder.mkdir(parents=True)
-    run = start_load(lab, drill.load_options(drill.duration_s), folder)
+    run = start_load(running.name, drill.load_options(drill.duration_s), folder)
     try:
         start = _wait_first_sample(run.run_dir, run.process)
         for step in sorted(drill.steps, key=lambda s: parse_duration(s["at"])):
             _sleep_until(start + parse_duration(step["at"]), progress, drill)
-            if "failover" in step:
-                _failover_step(database, step, start, progress)
+            if "fault" in step or "heal" in step:
+                _do_step(running, step, start, faults, progress, events)
             else:
-                _do_step(lab, step, start, faults, progress)
+                _kind_step(events, step, start, progress)
         samples, summary = finish_load(run)
     except BaseException:
         stop_load(run)
@@ -238,29 +260,34 @@ def _sleep_until(when: float, progress: Progress, drill: Drill) -> None:
         time.sleep(min(0.5, max(0.0, when - time.time())))
 
 
-def _failover_step(database: drill_db.DbDrill | None, step: dict[str, Any], start: float,
-                   progress: Progress) -> None:
-    if database is None:
-        raise LabctlError("a 'failover' step needs a lab with a db block")
-    progress(f"t={time.time() - start:.1f}s failover {step['failover']}")
-    database.step(step)
+def _kind_step(events: DrillEvents, step: dict[str, Any], start: float, progress: Progress) -> None:
+    key = next(k for k in step if k != "at")
+    handler = events.handles_step(step)
+    if handler is None:
+        owner = next((k.name for k in kinds.REGISTRY.values() if key in k.drill_steps()), "suitable")
+        raise LabctlError(f"a '{key}' step needs a lab with a {owner} block")
+    progress(f"t={time.time() - start:.1f}s {key} {step[key]}")
+    handler(step)
 
 
-def _do_step(lab: str, step: dict[str, Any], start: float, faults: list[dict[str, Any]], progress: Progress) -> None:
+def _do_step(running: RunningLab, step: dict[str, Any], start: float, faults: list[dict[str, Any]],
+             progress: Progress, events: DrillEvents) -> None:
     if step.get("heal"):
         progress(f"t={time.time() - start:.1f}s heal")
-        _close_open_faults(faults, chaos.heal(lab))
+        _close_open_faults(faults, chaos.heal(running.name))
         return
     params: dict[str, Any] = {k: step[k] for k in ("percent", "rate", "ms", "from") if k in step}
     progress(f"t={time.time() - start:.1f}s {step['fault']} {step['target']}")
     undoes = {"start": ("kill", "stop"), "unpause": ("pause",)}.get(step["fault"], ())
-    for fault in chaos.inject(lab, step["fault"], step["target"], params):
+    for fault in chaos.inject(running, step["fault"], step["target"], params):
         for earlier in faults:
             if earlier["target"] == fault.target and earlier["fault"] in undoes and earlier["reverted_at"] is None:
                 earlier["reverted_at"] = fault.at
         # Faults with nothing to revert (start, restart, unpause) end when they happen.
-        faults.append({"at": fault.at, "fault": fault.fault, "target": fault.target, "id": fault.id,
-                       "reverted_at": None if fault.revert else fault.at})
+        record = {"at": fault.at, "fault": fault.fault, "target": fault.target, "id": fault.id,
+                  "reverted_at": None if fault.revert else fault.at}
+        faults.append(record)
+        events.fault_applied.fire(fault=record)
 
 
 def _close_open_faults(faults: list[dict[str, Any]], healed: list[chaos.Fault]) -> None:
@@ -330,9 +357,9 @@ def evaluate(expect: dict[str, Any], summary: dict[str, Any], measured: dict[str
         "max_error_rate": (round(error_rate, 4), lambda e, o: o <= e),
         "max_p95_ms": (summary["latency_ms"]["p95"], lambda e, o: o <= e),
         "recovery_within": (measured["recovery_s"], lambda e, o: o <= parse_duration(str(e))),
-        "max_lost_writes": (measured.get("writes", {}).get("lost"), lambda e, o: o is not None and o <= e),
-        "rto_within": (measured.get("rto_s"), lambda e, o: o is not None and o <= parse_duration(str(e))),
     }
+    for kind in kinds.REGISTRY.values():
+        checks.update({name: (e.observe(measured), e.passes) for name, e in kind.drill_expectations().items()})
     rows = []
     for name, expected in expect.items():
         observed, passes = checks[name]

@@ -20,7 +20,6 @@ from typing import Any
 
 from labctl import lifecycle, paths
 from labctl.errors import LabctlError, UsageError
-from labctl.experiments import ledger
 from labctl.experiments.timeline import Sample, bucket, draw_chart, parse_samples, percentile, write_timeline
 from labctl.model.lab import lab_folder
 from labctl.runtime import inlab
@@ -236,20 +235,21 @@ def run_load(lab: str, options: LoadOptions, progress: Progress) -> LoadResult:
         stop_load(run)
         raise
     samples, summary = finish_load(run)
-    writes = _db_writes(run, progress)
-    if writes is not None:
-        summary["db"] = writes
+    summary.update(_kind_reports(run, progress))
     write_run(run.run_dir, samples, summary)
     return LoadResult(run.run_dir, summary)
 
 
-def _db_writes(run: LocustRun, progress: Progress) -> dict[str, Any] | None:
-    from labctl.db.load_db import writes_report  # db labs only: keeps mysql out of every other load
+def _kind_reports(run: LocustRun, progress: Progress) -> dict[str, Any]:
+    # What the lab's blocks add to the summary (a db block: its writes checked against the primary).
+    from labctl.running import attach
 
-    if not any(run.run_dir.glob(ledger.LEDGER_GLOB)):
-        return None
-    progress("checking the writes against the primary")
-    return writes_report(run.lab, run.run_dir, run.started, time.time())
+    lab = attach(run.lab).lab
+    found: dict[str, Any] = {}
+    ended = time.time()
+    for block in lab.blocks.values():
+        found.update(block.spec.load_report(lab, block, run.run_dir, run.started, ended, progress))
+    return found
 
 
 def _children_cpu() -> float:

@@ -16,6 +16,7 @@ from labctl.experiments.load import LoadOptions, new_run_dir, run_load
 from labctl.model.lab import load_lab
 from labctl.model.overrides import parse_overrides
 from labctl.render import render_lab, rendered_state
+from labctl.running import write_snapshot
 from labctl.runtime import compose, inventory
 
 Progress = lifecycle.Progress
@@ -53,8 +54,8 @@ def scale(lab_name: str, block_name: str, count: int, progress: Progress) -> Sca
     started = time.monotonic()
     state = _rendered_state(lab_name)
     current = load_lab(lab_name, parse_overrides(state["overrides"]))
-    if getattr(current.blocks.get(block_name), "kind", None) != "app":
-        apps = ", ".join(b.name for b in current.blocks.values() if b.kind == "app")
+    if block_name not in current.blocks or not current.blocks[block_name].spec.scalable:
+        apps = ", ".join(b.name for b in current.blocks.values() if b.spec.scalable)
         raise UsageError(f"lab '{lab_name}' has no app block '{block_name}' to scale (app blocks: {apps})")
     kept = [o for o in state["overrides"] if not o.startswith(f"{block_name}.replicas=")]
     lab = load_lab(lab_name, parse_overrides([*kept, f"{block_name}.replicas={count}"]))
@@ -62,6 +63,7 @@ def scale(lab_name: str, block_name: str, count: int, progress: Progress) -> Sca
     running = {s.name for s in inventory.service_states(lab_name) if s.state == "running"}
     before = sum(1 for name in running if name.startswith(f"{block.service_base}-"))
     rendered = render_lab(lab, state["images"])
+    write_snapshot(lab, state["images"])
     new = [name for name in block.instances() if name not in running]
     if new:
         progress(f"starting {', '.join(new)}")

@@ -3,51 +3,49 @@
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
+from labctl import kinds
 from labctl.errors import UsageError
+from labctl.kinds.base import BlockKind
 from labctl.runtime import inventory
 
-DB_ROLES = ("primary", "replicas")
+if TYPE_CHECKING:
+    from labctl.model.lab import Lab
 
 
 def valid_targets(states: list[inventory.ServiceState]) -> list[str]:
     """Every name a target can take in a running lab."""
     blocks = sorted({s.block for s in states if s.block})
-    roles = [f"{s.block}.{r}" for s in states if s.kind == "db" and s.name.endswith("-1") for r in DB_ROLES]
+    roles = [f"{block}.{role}" for block, kind in _block_kinds(states).items() for role in kind.target_roles]
     instances = sorted(s.name.replace("-", ".") if _replicated(s) else s.name for s in states)
     return [*blocks, *roles, *(f"random:{b}" for b in blocks), *[i for i in instances if i not in blocks]]
 
 
-def _db_role(lab: str, spec: str, states: list[inventory.ServiceState]) -> list[inventory.ServiceState] | None:
-    """`db.primary` and `db.replicas` name whichever nodes hold those roles right now."""
-    block, _, role = spec.partition(".")
-    members = [s for s in states if s.block == block and s.kind == "db"]
-    if role not in DB_ROLES or not members:
-        return None
-    from labctl.db import nodes as db
-    from labctl.render import running_lab
+def _block_kinds(states: list[inventory.ServiceState]) -> dict[str, BlockKind]:
+    """Block name -> kind, for the blocks of a running lab whose kind is known."""
+    return {s.block: kinds.REGISTRY[s.kind] for s in states if s.block and s.kind in kinds.REGISTRY}
 
-    found = db.states(running_lab(lab))
-    primary = db.current_primary(found)
-    wanted = {primary.node.name} if role == "primary" and primary else set()
-    if role == "replicas":
-        wanted = {s.node.name for s in found if s.reachable and s.role == "replica"}
-    chosen = sorted((s for s in members if s.name in wanted), key=lambda s: s.name)
-    if not chosen:
-        raise UsageError(f"lab '{lab}' has no {role} right now; see 'labctl db status {lab}'")
-    return chosen
+
+def _role(lab: Lab, spec: str, states: list[inventory.ServiceState]) -> list[inventory.ServiceState] | None:
+    """`db.primary`, `db.replicas`: whichever containers hold a role a kind offers, right now."""
+    block, _, role = spec.partition(".")
+    kind = _block_kinds(states).get(block)
+    if kind is None or role not in kind.target_roles or block not in lab.blocks:
+        return None
+    members = [s for s in states if s.block == block]
+    return kind.resolve_role(lab, lab.blocks[block], role, members)
 
 
 def _replicated(state: inventory.ServiceState) -> bool:
     return state.name != state.block and state.name.startswith(f"{state.block}-")
 
 
-def resolve(lab: str, spec: str) -> list[inventory.ServiceState]:
-    """The containers a target names; an unknown target lists the valid ones."""
-    states = inventory.service_states(lab)
+def resolve(lab: Lab, spec: str, states: list[inventory.ServiceState]) -> list[inventory.ServiceState]:
+    """The containers a target names in a running lab; an unknown target lists the valid ones."""
     if not states:
-        raise UsageError(f"lab '{lab}' is not up; start it with 'labctl up {lab}'")
-    role = _db_role(lab, spec, states)
+        raise UsageError(f"lab '{lab.name}' is not up; start it with 'labctl up {lab.name}'")
+    role = _role(lab, spec, states)
     if role is not None:
         return role
     if spec.startswith("random:"):
@@ -57,4 +55,4 @@ def resolve(lab: str, spec: str) -> list[inventory.ServiceState]:
     found = [s for s in states if spec in (s.block, s.name, s.name.replace("-", "."))]
     if found:
         return sorted(found, key=lambda s: s.name)
-    raise UsageError(f"lab '{lab}' has no target '{spec}' (targets: {', '.join(valid_targets(states))})")
+    raise UsageError(f"lab '{lab.name}' has no target '{spec}' (targets: {', '.join(valid_targets(states))})")

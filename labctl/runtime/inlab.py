@@ -19,8 +19,11 @@ LOG_FILE = "client.log"
 
 def client_container(lab: str) -> str | None:
     """The running container of the lab's client block, or None when load comes from outside."""
+    from labctl import kinds
+
     for state in inventory.service_states(lab):
-        if state.kind == "client" and state.state == "running":
+        kind = kinds.REGISTRY.get(state.kind)
+        if kind is not None and kind.sends_load and state.state == "running":
             return state.container
     return None
 

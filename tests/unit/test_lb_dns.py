@@ -72,10 +72,10 @@ def test_dns_and_client_references_are_checked(labs_root: Path) -> None:  # noqa
         "d/lab.yaml:11 other: missing required key 'dns'",
     ]
     assert problems_of("d", ["dns.ttl=0"]) == [
-        "d/lab.yaml:9 dns2: a lab has at most one dns block (already: dns)",
         "d/lab.yaml:6 dns.records: expected the name of an app block (app), got 'web'",
         "d/lab.yaml:8 dns.subnet: expected a network address like 10.213.130.0/24, got '10.0.0.1/24' "
         "(10.0.0.1/24 has host bits set)",
+        "d/lab.yaml:9 dns2: a lab has at most one dns block (already: dns)",
         "d/lab.yaml:10 client.dns: expected the name of a dns block (dns, dns2), got 'app'",
         "d/lab.yaml:11 other: missing required key 'dns'",
     ]

@@ -1,0 +1,34 @@
+"""Schema pieces that several block kinds (and drill files) share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DURATION: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^[0-9]+(ms|s|m)$",
+    "description": "a duration like 200ms, 5s or 1m",
+}
+DRILL_DURATION: dict[str, Any] = {**DURATION, "description": "a duration like 500ms, 5s or 1m"}
+MEMORY: dict[str, Any] = {"type": "string", "pattern": r"^[0-9]+[kmg]$", "description": "a size like 128m or 1g"}
+PORT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
+CPUS: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 64}
+SWITCH: dict[str, Any] = {"type": "boolean", "description": "on or off"}
+ALGORITHMS = ["round_robin", "least_conn", "ip_hash", "random"]
+
+
+def publish(*endpoints: str) -> dict[str, Any]:
+    """Host ports to publish, by endpoint name (the names a kind of block offers)."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {name: PORT for name in endpoints},
+    }
+
+
+LB_COMMON: dict[str, Any] = {
+    "backends": {"type": "string", "description": "the name of an app block"},
+    "weights": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 256}},
+    "cpus": CPUS,
+    "memory": MEMORY,
+}
