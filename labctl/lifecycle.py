@@ -20,6 +20,7 @@ from labctl.runtime.dockerenv import docker_client, port_holder, port_is_free, r
 Progress = Callable[[str], None]
 POLL_SECONDS = 0.25
 UNHEALTHY_GRACE_S = 5.0  # a few health-check intervals (1 s in every lab)
+_BEING_REPLACED = ("exited", "dead", "removing", "created")
 
 
 def _quiet(_: str) -> None:
@@ -228,7 +229,7 @@ def wait_healthy(
         if len(healthy) == len(expected) and compose_done:
             _raise_if_compose_failed(process, lab, expected, states)
             return
-        failed = _failed(expected, states, unhealthy_since)
+        failed = _failed(expected, states, unhealthy_since, replacing=not compose_done)
         compose_failed = process is not None and process.poll() not in (None, 0)
         if failed or compose_failed or time.monotonic() > deadline:
             _raise_not_healthy(lab, expected, states, process, timed_out=not (failed or compose_failed))
@@ -236,13 +237,17 @@ def wait_healthy(
 
 
 def _failed(expected: list[str], states: dict[str, inventory.ServiceState],
-            unhealthy_since: dict[str, float]) -> list[str]:
+            unhealthy_since: dict[str, float], replacing: bool = False) -> list[str]:
     # One passing check turns "unhealthy" back into "healthy" (a container just unpaused, or
     # over a stall), so only an exited service, or one unhealthy for a while, has failed.
+    # While `compose up` still runs, a stopped or removed container is one it is recreating
+    # for a changed config (it fails on its own when a new one exits).
     now = time.monotonic()
     failed = []
     for name in expected:
         state = states.get(name)
+        if state is not None and replacing and state.state in _BEING_REPLACED:
+            continue
         if state is None or state.outcome != "failed":
             unhealthy_since.pop(name, None)
         elif state.health != "unhealthy" or now - unhealthy_since.setdefault(name, now) > UNHEALTHY_GRACE_S:
