@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich import box
-from rich.table import Table
 
-from labctl import console
-from labctl.db import check as db_check
-from labctl.db import failover as db_failover
-from labctl.db import rejoin as db_rejoin
-from labctl.db import status as db_status
 from labctl.db.secrets import USERS, load_secrets
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @click.group("db")
@@ -28,6 +24,9 @@ def db_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_cmd(lab: str, as_json: bool) -> None:
     """Every node's role, read-only flag, GTIDs, replication threads, lag and semi-sync state."""
+    from labctl import console
+    from labctl.db import status as db_status
+
     report = db_status.status(console.attached(lab).lab)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -38,6 +37,9 @@ def status_cmd(lab: str, as_json: bool) -> None:
 
 
 def _status_table(report: dict[str, Any]) -> Table:
+    from rich import box
+    from rich.table import Table
+
     # Fits 80 columns: every column but the error is kept whole, the error wraps.
     table = Table(title=f"{report['lab']}: {report['flavor']}, {report['replication']} replication",
                   box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
@@ -68,6 +70,9 @@ def _short(error: str) -> str:
 def failover_cmd(lab: str, target: str | None, as_json: bool) -> None:
     """Promote a replica: fence the old primary, pick the most advanced replica (GTIDs), promote it,
     repoint the others, and wait until HAProxy sends writes to it."""
+    from labctl import console
+    from labctl.db import failover as db_failover
+
     printer = (lambda _: None) if as_json else (lambda text: console.out.print(f"  {text}"))
     result = db_failover.failover(console.attached(lab).lab, target, printer)
     if as_json:
@@ -93,6 +98,9 @@ def password_cmd(lab: str, user: str) -> None:
 def rejoin_cmd(lab: str, node: str | None) -> None:
     """Make NODE (or every node not following the primary, e.g. an old primary after a failover)
     a replica of the current primary; a node with transactions the primary lacks is rebuilt."""
+    from labctl import console
+    from labctl.db import rejoin as db_rejoin
+
     with console.progress(f"rejoin {lab}") as progress:
         done = db_rejoin.rejoin(console.attached(lab).lab, node, progress)  # type: ignore[arg-type]
     console.out.print(f"{lab}: {len(done)} node(s) rejoined" + "".join(f"\n  {line}" for line in done))
@@ -103,6 +111,9 @@ def rejoin_cmd(lab: str, node: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def check_cmd(lab: str, as_json: bool) -> None:
     """Compare every node with the primary: row counts, checksums and errant GTIDs. Exit 1 if they differ."""
+    from labctl import console
+    from labctl.db import check as db_check
+
     report = db_check.check(console.attached(lab).lab)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -113,6 +124,8 @@ def check_cmd(lab: str, as_json: bool) -> None:
 
 
 def _check_table(report: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     verdict = "consistent" if report["consistent"] else "[bold red]INCONSISTENT[/]"
     table = Table(title=f"{report['lab']}: {verdict} (primary {report['primary']})")
     for column in ("node", "table", "rows", "checksum", "same as primary", "errant GTIDs"):
@@ -123,3 +136,6 @@ def _check_table(report: dict[str, Any]) -> Table:
                           str(values.get("checksum", "")), "yes" if row["same_as_primary"] else "NO",
                           row["errant_gtids"] or "-")
     return table
+
+
+COMMANDS: list[click.Command] = [db_group]

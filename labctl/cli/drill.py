@@ -1,0 +1,61 @@
+"""Commands that run experiments with a verdict: drill, compare."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command("drill")
+@click.argument("lab")
+@click.argument("name", required=False)
+@click.option("--list", "list_only", is_flag=True, help="List the lab's drills.")
+@click.option("--json", "as_json", is_flag=True, help="Print drill.json instead of a table.")
+def drill_cmd(lab: str, name: str | None, list_only: bool, as_json: bool) -> None:
+    """Run a chaos drill: steady state, load with faults on a timeline, heal, verdict.
+    Exit 0 only for a pass."""
+    from labctl import console
+    from labctl.experiments import drill
+
+    if list_only or not name:
+        for drill_name in drill.drill_names(lab):
+            console.out.print(f"{drill_name:20} {drill.load_drill(lab, drill_name).title}")
+        return
+    loaded = drill.load_drill(lab, name)
+    with console.progress(f"drill {name}") as progress:
+        result = drill.run_drill(console.attached(lab), loaded, progress)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2))
+    else:
+        console.show_drill(result.report, result.run_dir)
+    if result.verdict != "pass":
+        sys.exit(1)
+
+
+@click.command("compare")
+@click.option("--labs", "lab_list", required=True, metavar="LAB,LAB,...", help="Labs to compare, e.g. "
+              "lb-nginx,lb-haproxy,lb-dns (each needs the drill).")
+@click.option("--drill", "drill_name", required=True, help="The drill every lab runs, e.g. kill-backend.")
+@click.option("--users", default=10, show_default=True, help="Users (connections) of the load, for every lab.")
+@click.option("--rate", type=float, default=150.0, show_default=True, help="Requests per second, for every lab.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
+def compare_cmd(lab_list: str, drill_name: str, users: int, rate: float, as_json: bool) -> None:
+    """Run the same drill with the same load against several labs and compare req/s, p95,
+    failed requests, detection and recovery (labs that were down are brought up, then down)."""
+    from labctl import console
+    from labctl.experiments import compare
+
+    labs = compare.parse_labs(lab_list)
+    with console.progress(f"compare {drill_name}") as progress:
+        result = compare.run_compare(labs, drill_name, compare.LoadShape(users, rate), progress)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    title = f"{drill_name}: {users} users, {rate:g} req/s on every lab"
+    console.out.print(console.compare_table(result.rows, title))
+    console.out.print(f"run folder: {result.run_dir} (compare.json, compare.png; each lab's drill in its own run)")
+
+
+COMMANDS: list[click.Command] = [drill_cmd, compare_cmd]
