@@ -7,19 +7,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
-from labctl.doctor import Check
-from labctl.images import BuildResult, ImageInfo
-from labctl.lifecycle import DownResult, LabStatus, UpResult
-from labctl.model.lab import Lab
-from labctl.running import RunningLab
+# Types only: `labctl list` and `--help` must not import Docker, Jinja or the MySQL connector.
+if TYPE_CHECKING:
+    from labctl.doctor import Check
+    from labctl.images import BuildResult, ImageInfo
+    from labctl.lifecycle import DownResult, LabStatus, UpResult
+    from labctl.model.lab import Lab
+    from labctl.running import RunningLab
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -128,6 +129,8 @@ def show_down(lab: str | None, result: DownResult) -> None:
 
 def show_guide(text: str) -> None:
     """A lab guide, rendered from Markdown for the terminal."""
+    from rich.markdown import Markdown
+
     out.print(Markdown(text))
 
 

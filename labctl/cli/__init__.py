@@ -8,12 +8,10 @@ command, so that `labctl --help` and `labctl list` do not pay for Docker, Jinja 
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import Any
 
 import click
 
-from labctl import console
 from labctl.cli import chaos, db, doctor, drill, images, labfiles, lifecycle, load
 from labctl.errors import LabctlError
 
@@ -26,11 +24,17 @@ class LabctlGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LabctlError as exc:
+            from labctl import console
+
             if debug:
+                import traceback
+
                 traceback.print_exc()
             console.error(str(exc))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
+            from labctl import console
+
             console.err.print("interrupted")
             ctx.exit(130)
 

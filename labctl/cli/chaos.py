@@ -6,12 +6,18 @@ import time
 
 import click
 
-from labctl.experiments.chaos import FAULTS
+from labctl.cli.options import LazyChoice
+
+
+def _faults() -> tuple[str, ...]:
+    from labctl.experiments.chaos import FAULTS
+
+    return FAULTS
 
 
 @click.command("chaos")
 @click.argument("lab")
-@click.argument("fault", type=click.Choice(FAULTS))
+@click.argument("fault", type=LazyChoice(_faults))
 @click.argument("target")
 @click.option("--percent", type=float, default=None, help="loss: share of packets dropped; fail: share of 500s.")
 @click.option("--rate", "bandwidth", default=None, help="bandwidth: limit like 1mbit.")

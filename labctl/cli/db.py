@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from labctl.db.secrets import USERS, load_secrets
+from labctl.cli.options import LazyChoice
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -83,12 +83,20 @@ def failover_cmd(lab: str, target: str | None, as_json: bool) -> None:
                       f"in {summary['seconds']:.2f} s")
 
 
+def _users() -> tuple[str, ...]:
+    from labctl.db.secrets import USERS
+
+    return USERS
+
+
 @db_group.command("password")
 @click.argument("lab")
-@click.argument("user", type=click.Choice(USERS), default="app")
+@click.argument("user", type=LazyChoice(_users), default="app")
 def password_cmd(lab: str, user: str) -> None:
     """Print one of the lab's generated database passwords (app, repl or root); labctl never
     prints them unless asked. They live owner-only in compose/LAB/secrets/."""
+    from labctl.db.secrets import load_secrets
+
     click.echo(load_secrets(lab)[user])
 
 
