@@ -13,30 +13,16 @@ from typing import Any
 import click
 
 from labctl.cli import chaos, db, doctor, drill, images, labfiles, lifecycle, load
-from labctl.errors import LabctlError
+from labctl.cli.error_handler import mapped_errors
 
 
 class LabctlGroup(click.Group):
-    """Maps labctl's errors to exit codes in one place (1 expected, 2 usage, 130 Ctrl-C)."""
+    """Maps every error to a message and an exit code in one place (error_handler)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = "--debug" in sys.argv[1:]
-        try:
+        debug = bool(ctx.params.get("debug")) or "--debug" in sys.argv[1:]
+        with mapped_errors(ctx, debug):
             return super().invoke(ctx)
-        except LabctlError as exc:
-            from labctl import console
-
-            if debug:
-                import traceback
-
-                traceback.print_exc()
-            console.error(str(exc))
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            from labctl import console
-
-            console.err.print("interrupted")
-            ctx.exit(130)
 
 
 @click.group(cls=LabctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
