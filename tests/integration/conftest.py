@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from labctl.experiments import chaos
 from labctl.runtime.dockerenv import docker_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +42,13 @@ class Cli:
         result = self.run(*args, timeout=timeout)
         assert result.returncode == 0, f"labctl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
+
+    def active_faults(self, lab: str) -> list[chaos.Fault]:
+        """The faults still active in `lab` as the CLI recorded them: under this LABCTL_HOME, not
+        the test process's own (which would always be empty)."""
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LABCTL_HOME", str(self.home))
+            return chaos.active_faults(lab)
 
 
 def lab_objects(lab: str) -> list[str]:

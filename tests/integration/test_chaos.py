@@ -59,7 +59,7 @@ def test_stop_start_restart_pause_unpause(lab: Cli) -> None:
     assert state(APP2) == "running"
     lab.ok("chaos", "lb-haproxy", "restart", "app.2")
     assert state(APP2) == "running"
-    assert chaos.active_faults("lb-haproxy") == []
+    assert lab.active_faults("lb-haproxy") == []
 
 
 def test_up_on_a_paused_lab_says_to_heal_first(lab: Cli) -> None:

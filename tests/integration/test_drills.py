@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from labctl.experiments import chaos
 from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import REPO, Cli
 
@@ -29,7 +28,7 @@ def test_shipped_drill_passes(cli: Cli, lab: str, name: str) -> None:
     assert len(run_dirs) == 1
     for file in ("drill.json", "report.md", "drill.png"):
         assert (run_dirs[0] / file).is_file()
-    assert chaos.active_faults(lab) == []
+    assert cli.active_faults(lab) == []
     if (lab, name) == ("lb-haproxy", "kill-backend"):
         # Two failed health checks, each waiting out its timeout on the killed container: traffic
         # kept going to it for a second or more, though every request was retried elsewhere.

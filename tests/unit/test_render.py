@@ -72,7 +72,7 @@ def test_invalid_lab_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from labctl.cli import main
 
     result = main.main(["render", "lb-nginx", "--set", "app.replicas=0"], standalone_mode=False)
-    assert result == 1 or result is None
+    assert result == 1
     assert not (tmp_path / "compose").exists()
 
 
