@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import jinja2
 
 from labctl import kinds, paths
+from labctl.durations import duration_ms
 from labctl.errors import LabctlError
 from labctl.kinds import dns
 from labctl.model.lab import Lab
@@ -50,14 +50,6 @@ def _environment() -> jinja2.Environment:
     env.filters["duration_ms"] = duration_ms
     env.filters["seconds"] = _seconds
     return env
-
-
-def duration_ms(text: str) -> int:
-    """A lab file duration ('200ms', '5s', '1m', as the schema allows) in milliseconds."""
-    match = re.fullmatch(r"([0-9]+)(ms|s|m)", str(text))
-    if match is None:
-        raise LabctlError(f"expected a duration like 200ms, 5s or 1m, got {text!r}")
-    return int(match.group(1)) * {"ms": 1, "s": 1000, "m": 60000}[match.group(2)]
 
 
 def _seconds(duration: str) -> str:

@@ -7,6 +7,7 @@ import time
 import click
 
 from labctl.cli.options import LazyChoice
+from labctl.durations import parse_duration
 
 
 def _faults() -> tuple[str, ...]:
@@ -29,7 +30,6 @@ def chaos_cmd(lab: str, fault: str, target: str, percent: float | None, bandwidt
     """Inject a fault into TARGET (lb, app, app.2, random:app); `labctl heal LAB` reverts it."""
     from labctl import console
     from labctl.experiments import chaos
-    from labctl.experiments.load import parse_duration
 
     params = {k: v for k, v in {"percent": percent, "rate": bandwidth, "ms": ms, "from": peer}.items() if v is not None}
     seconds = parse_duration(duration) if duration else None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from labctl.durations import parse_duration
+
 
 @click.command()
 @click.argument("lab")
@@ -25,7 +27,7 @@ def load(lab: str, users: int, spawn_rate: float | None, duration: str, rate: fl
          locustfile: Path | None, url_path: str, endpoint: str, web: bool, as_json: bool) -> None:
     """Drive Locust against a lab's published port and report spread, latency and errors."""
     from labctl import console
-    from labctl.experiments.load import LoadOptions, parse_duration, parse_processes, run_load
+    from labctl.experiments.load import LoadOptions, parse_processes, run_load
 
     options = LoadOptions(users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration), rate=rate,
                           processes=parse_processes(processes), locustfile=locustfile, web=web,
@@ -55,7 +57,7 @@ def sweep(lab: str, grid: tuple[str, ...], duration: str, users: int, rate: floa
     """Run one load per combination of parameters and compare req/s, p95 and errors."""
     from labctl import console
     from labctl.experiments import scaling
-    from labctl.experiments.load import LoadOptions, parse_duration, parse_processes
+    from labctl.experiments.load import LoadOptions, parse_processes
 
     options = LoadOptions(users=users, duration_s=parse_duration(duration), rate=rate,
                           processes=parse_processes(processes), path=url_path or "/")

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from labctl import kinds, lifecycle
+from labctl.durations import DRILL_DURATION, parse_duration
 from labctl.errors import LabConfigError, LabctlError, Problem
 from labctl.experiments import chaos
 from labctl.experiments.events import DrillEvents
 from labctl.experiments.load import (
     LoadOptions,
     finish_load,
-    parse_duration,
     start_load,
     stop_load,
     write_run,
@@ -29,12 +29,11 @@ from labctl.model.yamlsource import dotted, load_yaml_file
 from labctl.running import RunningLab
 
 Progress = Callable[[str], None]
-_DURATION = {"type": "string", "pattern": r"^[0-9]+(ms|s|m)$", "description": "a duration like 500ms, 5s or 1m"}
 _RATE = {"type": "number", "minimum": 0, "maximum": 1}
 
 _EXPECTATIONS: dict[str, Any] = {
     "max_failed_requests": {"type": "integer", "minimum": 0}, "max_error_rate": _RATE,
-    "recovery_within": _DURATION, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0}}
+    "recovery_within": DRILL_DURATION, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0}}
 
 
 def drill_schema() -> dict[str, Any]:
@@ -54,7 +53,7 @@ def drill_schema() -> dict[str, Any]:
 
 
 _STEP_PROPERTIES: dict[str, Any] = {
-    "at": _DURATION, "fault": {"enum": list(chaos.FAULTS)}, "target": {"type": "string"},
+    "at": DRILL_DURATION, "fault": {"enum": list(chaos.FAULTS)}, "target": {"type": "string"},
     "heal": {"const": True}, "percent": {"type": "number"}, "rate": {"type": "string"},
     "ms": {"type": "integer", "minimum": 0}, "from": {"type": "string"}}
 
@@ -66,11 +65,11 @@ _DRILL_SCHEMA: dict[str, Any] = {
         "load": {"type": "object", "additionalProperties": False, "properties": {
             "users": {"type": "integer", "minimum": 1, "maximum": 1000},
             "rate": {"type": "number", "exclusiveMinimum": 0},
-            "duration": _DURATION, "path": {"type": "string"},
+            "duration": DRILL_DURATION, "path": {"type": "string"},
             "processes": {"type": "integer", "minimum": 1, "maximum": 16}}},
         "steady_state": {"type": "object", "additionalProperties": False, "properties": {
             "max_error_rate": _RATE, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0},
-            "window": _DURATION}},
+            "window": DRILL_DURATION}},
     },
 }
 

@@ -57,15 +57,6 @@ class LoadResult:
     summary: dict[str, Any]
 
 
-def parse_duration(text: str) -> float:
-    """'60s', '2m', '1m30s' or '45' -> seconds."""
-    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
-    if not text.strip() or not match or not any(match.groups()):
-        raise UsageError(f"expected a duration like 30s, 2m or 1m30s, got {text!r}")
-    hours, minutes, seconds = match.groups()
-    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
-
-
 def parse_processes(text: str) -> int:
     """'auto' (one per CPU) or a positive number of Locust processes."""
     if text == "auto":

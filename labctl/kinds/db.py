@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from labctl.durations import DRILL_DURATION, DURATION, parse_duration
 from labctl.errors import LabctlError, UsageError
 from labctl.kinds.base import BlockData, BlockKind, ConfigTemplate, Expectation, Injector, Progress
-from labctl.kinds.fragments import CPUS, DRILL_DURATION, DURATION, MEMORY, PORT
+from labctl.kinds.fragments import CPUS, MEMORY, PORT
 
 if TYPE_CHECKING:
     from labctl.experiments.events import DrillEvents
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
 
 
 def _seconds(text: Any) -> float:
-    from labctl.experiments.load import parse_duration
-
     return parse_duration(str(text))
 
 

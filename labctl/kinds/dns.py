@@ -6,9 +6,9 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from labctl.durations import DURATION
 from labctl.errors import LabctlError
 from labctl.kinds.base import BlockData, BlockKind, FieldProblem, Injector, Progress, blocks_of, reference
-from labctl.kinds.fragments import DURATION
 
 if TYPE_CHECKING:
     from labctl.model.lab import Block, Lab

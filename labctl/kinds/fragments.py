@@ -1,15 +1,9 @@
-"""Schema pieces that several block kinds (and drill files) share."""
+"""Schema pieces that several block kinds share (durations: labctl/durations.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-DURATION: dict[str, Any] = {
-    "type": "string",
-    "pattern": r"^[0-9]+(ms|s|m)$",
-    "description": "a duration like 200ms, 5s or 1m",
-}
-DRILL_DURATION: dict[str, Any] = {**DURATION, "description": "a duration like 500ms, 5s or 1m"}
 MEMORY: dict[str, Any] = {"type": "string", "pattern": r"^[0-9]+[kmg]$", "description": "a size like 128m or 1g"}
 PORT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
 CPUS: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 64}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from labctl.durations import DURATION
 from labctl.kinds.base import BlockData, ConfigTemplate, FieldProblem, Progress, blocks_of
-from labctl.kinds.fragments import ALGORITHMS, DURATION, LB_COMMON, publish
+from labctl.kinds.fragments import ALGORITHMS, LB_COMMON, publish
 from labctl.kinds.lb import LoadBalancerKind
 
 if TYPE_CHECKING:

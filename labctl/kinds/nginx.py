@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from labctl.durations import DURATION
 from labctl.errors import LabctlError
 from labctl.kinds.base import ConfigTemplate, Progress
-from labctl.kinds.fragments import ALGORITHMS, DURATION, LB_COMMON, SWITCH, publish
+from labctl.kinds.fragments import ALGORITHMS, LB_COMMON, SWITCH, publish
 from labctl.kinds.lb import LoadBalancerKind
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Load-run arithmetic without Docker: durations, samples, percentiles, per-second buckets."""
+"""Load-run arithmetic without Docker: samples, percentiles, per-second buckets."""
 
 from __future__ import annotations
 
@@ -7,17 +7,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import UsageError
-from labctl.experiments.load import LoadOptions, failure_kinds, parse_duration, parse_processes, summarize
+from labctl.experiments.load import LoadOptions, failure_kinds, parse_processes, summarize
 from labctl.experiments.timeline import Sample, bucket, parse_samples, percentile
-
-
-def test_parse_duration() -> None:
-    assert parse_duration("60s") == 60
-    assert parse_duration("2m") == 120
-    assert parse_duration("1m30s") == 90
-    assert parse_duration("45") == 45
-    with pytest.raises(UsageError, match="expected a duration"):
-        parse_duration("soon")
 
 
 def test_parse_processes() -> None:
