@@ -6,9 +6,10 @@ Usage: .venv/bin/python bench/startup.py [--runs 20] [--against DIR]
 --against DIR also runs the labctl commands from another checkout (e.g. `git archive main | tar
 -x -C /tmp/before`) in the same rounds and prints before/after side by side.
 Target (issue 11): `labctl --help` and `labctl list` under 0.25 s, median (0.32 s before).
-Measured (issue 11, 20 alternating runs, a 2-core machine shared with other work): `labctl list`
-0.434 -> 0.260 s, `labctl --help` 0.369 -> 0.079 s (ratio to `import click` 8.97 -> 5.37 and
-7.64 -> 1.63); `list` still imports jsonschema, because it validates every lab.
+Measured (issue 11, `--runs 30 --against` a copy of main, a 2-core machine at load 2.8-4.1):
+`labctl list` 0.506 -> 0.295 s, `labctl --help` 0.428 -> 0.087 s (ratio to `import click`
+8.34 -> 4.87 and 7.06 -> 1.44; before/after 1.71 and 4.92). `list` still imports jsonschema,
+because it validates every lab (about 45 ms of its time).
 """
 
 from __future__ import annotations
