@@ -124,6 +124,7 @@ def load_drill(lab: str, name: str) -> Drill:
         raise LabctlError(f"lab '{lab}' has no drill '{name}' (drills: {known})")
     display = f"labs/{lab}/drills/{name}.yaml"
     doc = load_yaml_file(path, display)
+    doc.require_mapping("title, load, steps and expect")
     found = schema_errors(drill_schema(), doc.data)
     if not found:
         found = _step_problems(doc.data)

@@ -143,9 +143,7 @@ def load_lab(name: str, overrides: list[Override] | None = None) -> Lab:
     display = _display_path(folder / "lab.yaml")
     doc = load_yaml_file(folder / "lab.yaml", display)
     overrides = overrides or []
-    if not isinstance(doc.data, dict):
-        raise LabConfigError([Problem(display, 1, "", "expected a mapping of title, summary and blocks")])
-    data = apply_overrides(doc.data, overrides)
+    data = apply_overrides(doc.require_mapping("title, summary and blocks"), overrides)
     problems = [_problem(doc, overrides, p, s) for p, s in validate_lab_data(data)]
     if problems:
         raise LabConfigError(problems)
