@@ -266,7 +266,7 @@ def chaos_cmd(lab: str, fault: str, target: str, percent: float | None, bandwidt
               peer: str | None, duration: str | None) -> None:
     """Inject a fault into TARGET (lb, app, app.2, random:app); `labctl heal LAB` reverts it."""
     params = {k: v for k, v in {"percent": percent, "rate": bandwidth, "ms": ms, "from": peer}.items() if v is not None}
-    seconds = parse_duration(duration) if duration else None
+    seconds = chaos.hold_seconds(duration)
     faults = chaos.inject(console.attached(lab), fault, target, params)
     for item in faults:
         console.out.print(f"{time.strftime('%H:%M:%S', time.localtime(item.at))} {fault} {item.target} "
