@@ -62,7 +62,7 @@ def load_yaml_file(path: Path, display: str) -> SourceDocument:
     except OSError as exc:
         raise _refusal(display, None, f"cannot read file: {exc.strerror}") from exc
     if len(raw) > MAX_FILE_BYTES:
-        raise _refusal(display, None, f"file too large: over {MAX_FILE_BYTES // 1024} KiB "
+        raise _refusal(display, None, f"file too large: over {MAX_FILE_BYTES / 2**20:g} MiB "
                        "(a lab or drill file is a few KB)")
     return parse_yaml(_decode(raw, display), display)
 

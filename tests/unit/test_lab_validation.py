@@ -112,6 +112,17 @@ def test_yaml_syntax_error_points_at_line(labs_root: Path) -> None:
     assert problem.startswith("syntax/lab.yaml:4 invalid YAML")
 
 
+def test_keys_are_the_names_written(labs_root: Path) -> None:
+    # YAML reads `1:` as a number and `on:` as true; beside other names they broke the sorting
+    # of unknown keys with a TypeError.
+    write_lab(labs_root, "keys", "title: t\nsummary: s\n1: {kind: app}\napp:\n  kind: app\n  on: x\n")
+    assert problems_of("keys") == [
+        "keys/lab.yaml:3 1: block names use lowercase letters, digits and _ and start with a letter",
+        "keys/lab.yaml:6 app.on: unknown key 'on' (known keys: cpus, database, database_via, kind, memory, "
+        "publish, replicas, workers)",
+    ]
+
+
 def test_duplicate_keys_are_problems(labs_root: Path) -> None:
     write_lab(labs_root, "dup", "title: t\nsummary: s\napp:\n  kind: app\n  replicas: 1\n  replicas: 2\n")
     assert problems_of("dup") == ["dup/lab.yaml:6 app.replicas: duplicate key"]
