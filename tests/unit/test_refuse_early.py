@@ -43,19 +43,26 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--users", "-5"], "--users expects a number >= 1, got -5"),
-    (["--duration", "0s", "--rate", "-1", "--path", "x"], "--rate expects requests per second > 0, got -1.0; "
-     "--duration expects a time > 0, got 0s; --path expects a path that starts with /, got 'x'"),
-    (["--spawn-rate", "0"], "--spawn-rate expects users per second > 0, got 0.0"),
-    (["--locustfile", "nope.py"], "--locustfile nope.py: no such file"),
-    (["--rate", "10", "--locustfile", "nope.py"],
+    (["load", "x", "--users", "-5"], "--users expects a number >= 1, got -5"),
+    (["load", "x", "--duration", "0s", "--rate", "-1", "--path", "x"], "--rate expects requests per second > 0, "
+     "got -1.0; --duration expects a time > 0, got 0s; --path expects a path that starts with /, got 'x'"),
+    (["load", "x", "--spawn-rate", "0"], "--spawn-rate expects users per second > 0, got 0.0"),
+    (["load", "x", "--locustfile", "nope.py"], "--locustfile nope.py: no such file"),
+    (["load", "x", "--rate", "10", "--locustfile", "nope.py"],
      "--rate uses labctl's own open-model user; it cannot be combined with --locustfile"),
+    (["chaos", "x", "latency", "app", "--ms", "-5"], "--ms: expected milliseconds from 0 to 600000, got -5"),
+    (["chaos", "x", "kill", "app", "--percent", "5"], "--percent: kill takes no percent (loss and fail do)"),
+    (["chaos", "x", "loss", "app", "--percent", "500"], "--percent: expected a percentage from 0 to 100, got 500.0"),
+    (["chaos", "x", "bandwidth", "app", "--rate", "fast"],
+     "--rate: expected a rate like 1mbit, 500kbit or 2mbps, got 'fast'"),
+    (["chaos", "x", "pause", "app", "--duration", "0s"],
+     "--duration expects a time > 0, got '0s' (leave it out to keep the fault)"),
 ])
-def test_load_arguments_before_the_lab(home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
-                                       message: str) -> None:
-    monkeypatch.setattr(lifecycle, "status", no_docker)
-    monkeypatch.setattr(inventory, "service_states", no_docker)
-    assert invoke("load", "x", *args) == (2, f"error: {message}")
+def test_arguments_are_checked_before_the_lab(home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                              message: str) -> None:
+    for module, name in ((lifecycle, "status"), (inventory, "service_states"), (chaos, "require_engine")):
+        monkeypatch.setattr(module, name, no_docker)
+    assert invoke(*args) == (2, f"error: {message}")
     assert not home.exists()
 
 
@@ -73,21 +80,6 @@ def test_a_down_lab_leaves_no_run_folder(home: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(inventory, "service_states", lambda lab: [])
     assert invoke("load", "x") == (1, "error: lab 'x' is down; start it with 'labctl up x' (see 'labctl status x')")
     assert invoke("drill", "x", "kill") == (1, "error: lab 'x' is not up; start it with 'labctl up x'")
-    assert not home.exists()
-
-
-@pytest.mark.parametrize(("args", "message"), [
-    (["latency", "app", "--ms", "-5"], "--ms: expected milliseconds from 0 to 600000, got -5"),
-    (["kill", "app", "--percent", "5"], "--percent: kill takes no percent (loss and fail do)"),
-    (["loss", "app", "--percent", "500"], "--percent: expected a percentage from 0 to 100, got 500.0"),
-    (["bandwidth", "app", "--rate", "fast"], "--rate: expected a rate like 1mbit, 500kbit or 2mbps, got 'fast'"),
-    (["pause", "app", "--duration", "0s"], "--duration expects a time > 0, got '0s' (leave it out to keep the fault)"),
-])
-def test_chaos_arguments_before_the_lab(home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
-                                        message: str) -> None:
-    monkeypatch.setattr(chaos, "require_engine", no_docker)
-    monkeypatch.setattr(inventory, "service_states", no_docker)
-    assert invoke("chaos", "x", *args) == (2, f"error: {message}")
     assert not home.exists()
 
 
