@@ -41,8 +41,10 @@ class LabConfigError(LabctlError):
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        count = len(problems)
-        header = f"{count} problem{'s' if count != 1 else ''} in the lab definition:"
+        if len(problems) == 1:
+            super().__init__(str(problems[0]))
+            return
+        header = f"{len(problems)} problems in the lab definition:"
         super().__init__("\n".join([header, *(f"  {p}" for p in problems)]))
 
 

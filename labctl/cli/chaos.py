@@ -7,7 +7,6 @@ import time
 import click
 
 from labctl.cli.options import LazyChoice
-from labctl.durations import parse_duration
 
 
 def _faults() -> tuple[str, ...]:
@@ -32,7 +31,7 @@ def chaos_cmd(lab: str, fault: str, target: str, percent: float | None, bandwidt
     from labctl.experiments import chaos
 
     params = {k: v for k, v in {"percent": percent, "rate": bandwidth, "ms": ms, "from": peer}.items() if v is not None}
-    seconds = parse_duration(duration) if duration else None
+    seconds = chaos.hold_seconds(duration)
     faults = chaos.inject(console.attached(lab), fault, target, params)
     for item in faults:
         console.out.print(f"{time.strftime('%H:%M:%S', time.localtime(item.at))} {fault} {item.target} "

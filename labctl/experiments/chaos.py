@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shlex
 import time
 import uuid
@@ -20,6 +21,7 @@ from typing import Any
 
 from labctl import images, kinds, paths
 from labctl.doctor import supported_faults
+from labctl.durations import parse_duration
 from labctl.errors import LabctlError, UsageError
 from labctl.running import RunningLab, attach
 from labctl.runtime.dockerenv import docker_client, require_engine
@@ -88,11 +90,50 @@ def _lab_subnet(container: Any) -> tuple[str, str]:
     return f"{network['IPAddress']}/{network['IPPrefixLen']}", str(network["Gateway"])
 
 
+# The faults that read each parameter, and what its value must be.
+_PARAMETERS: dict[str, tuple[tuple[str, ...], str, Callable[[Any], bool]]] = {
+    "percent": (("loss", "fail"), "a percentage from 0 to 100",
+                lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 100),
+    "rate": (("bandwidth",), "a rate like 1mbit, 500kbit or 2mbps",
+             lambda v: isinstance(v, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)?[kmg]?(bit|bps)", v) is not None),
+    "ms": (("latency", "slow"), "milliseconds from 0 to 600000",
+           lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 600_000),
+    "from": (("partition",), "a target like app.2", lambda v: isinstance(v, str) and bool(v.strip())),
+}
+
+
+def parameter_problems(fault: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(parameter, sentence) for each parameter the fault does not read or whose value is wrong."""
+    found = []
+    for key, value in params.items():
+        takers, wanted, valid = _PARAMETERS[key]
+        # A kind's own fault reads what it wants (replica-delay: ms); only the value is checked.
+        if fault not in takers and (fault in _CORE_INJECTORS or fault not in INJECTORS):
+            found.append((key, f"{fault} takes no {key} ({' and '.join(takers)} {'do' if takers[1:] else 'does'})"))
+        elif not valid(value):
+            found.append((key, f"expected {wanted}, got {value!r}"))
+    return found
+
+
+def hold_seconds(duration: str | None) -> float | None:
+    """`--duration`: how long to keep a fault before reverting it (None: until healed)."""
+    if duration is None:
+        return None
+    seconds = parse_duration(duration)
+    if seconds <= 0:
+        raise UsageError(f"--duration expects a time > 0, got {duration!r} (leave it out to keep the fault)")
+    return seconds
+
+
 def inject(running: RunningLab, fault: str, target: str, params: dict[str, Any]) -> list[Fault]:
-    """Inject a fault into every container the target names; returns what was recorded."""
-    require_engine()
+    """Inject a fault into every container the target names; returns what was recorded.
+    The fault and its parameters are checked before the engine is asked anything."""
     if fault not in FAULTS:
         raise UsageError(f"unknown fault '{fault}' (faults: {', '.join(FAULTS)})")
+    wrong = parameter_problems(fault, params)
+    if wrong:
+        raise UsageError("; ".join(f"--{key}: {text}" for key, text in wrong))
+    require_engine()
     _check_supported(fault)
     lab = running.name
     states = running.resolve(target)
@@ -291,10 +332,13 @@ def _cpu_hog(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
     return [["exec", "bash", "-c", f"kill $(cat {HOG_PID}) && rm -f {HOG_PID}"]]
 
 
-INJECTORS: dict[str, Callable[[str, dict[str, Any], str], list[list[str]]]] = {
+_CORE_INJECTORS: dict[str, Callable[[str, dict[str, Any], str], list[list[str]]]] = {
     "kill": _kill, "stop": _stop, "start": _start, "restart": _restart, "pause": _pause, "unpause": _unpause,
     "partition": _partition, "loss": _loss, "bandwidth": _bandwidth, "latency": _latency, "slow": _slow,
     "fail": _fail, "cpu-hog": _cpu_hog,
+}
+INJECTORS = {
+    **_CORE_INJECTORS,
     # Faults only some kinds of block can take (a replica's delay, a DNS record withdrawn).
     **{name: injector for kind in kinds.REGISTRY.values() for name, injector in kind.faults().items()},
 }

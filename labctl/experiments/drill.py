@@ -65,7 +65,8 @@ _DRILL_SCHEMA: dict[str, Any] = {
         "load": {"type": "object", "additionalProperties": False, "properties": {
             "users": {"type": "integer", "minimum": 1, "maximum": 1000},
             "rate": {"type": "number", "exclusiveMinimum": 0},
-            "duration": DRILL_DURATION, "path": {"type": "string"},
+            "duration": DRILL_DURATION,
+            "path": {"type": "string", "pattern": "^/", "description": "a path like / or /api/items"},
             "processes": {"type": "integer", "minimum": 1, "maximum": 16}}},
         "steady_state": {"type": "object", "additionalProperties": False, "properties": {
             "max_error_rate": _RATE, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0},
@@ -123,6 +124,7 @@ def load_drill(lab: str, name: str) -> Drill:
         raise LabctlError(f"lab '{lab}' has no drill '{name}' (drills: {known})")
     display = f"labs/{lab}/drills/{name}.yaml"
     doc = load_yaml_file(path, display)
+    doc.require_mapping("title, load, steps and expect")
     found = schema_errors(drill_schema(), doc.data)
     if not found:
         found = _step_problems(doc.data)
@@ -142,18 +144,24 @@ def _step_problems(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], st
     duration = parse_duration(str(data.get("load", {}).get("duration", "20s")))
     actions = ["fault", "heal", *_kind_steps()]
     for index, step in enumerate(data["steps"]):
-        if sum(key in step for key in actions) != 1:
+        present = [key for key in actions if key in step]
+        if len(present) != 1:
             text = ", ".join(["fault (with a target)", *actions[1:]])
             found.append((("steps", index), f"a step needs one of: {text}"))
         elif "fault" in step and "target" not in step:
             found.append((("steps", index), "missing required key 'target'"))
+        else:
+            action = step.get("fault", present[0])
+            found.extend((("steps", index, key), text) for key, text in chaos.parameter_problems(action, _params(step)))
         if parse_duration(step["at"]) >= duration:
             found.append((("steps", index, "at"), f"expected a time before the end of the load ({duration:.0f}s)"))
     return found
 
 
 def run_drill(running: RunningLab, drill: Drill, progress: Progress) -> DrillResult:
-    """Run a drill end to end; the lab is always healed, even when the drill fails."""
+    """Run a drill end to end; the lab is always healed, even when the drill fails. A lab
+    that is down is refused before the run folder is made."""
+    running.require_up()
     result = DrillResult(running.new_run_dir(f"drill-{drill.name}"))
     bound = _steady_bounds(drill)
     progress("checking the steady state before")
@@ -275,7 +283,7 @@ def _do_step(running: RunningLab, step: dict[str, Any], start: float, faults: li
         progress(f"t={time.time() - start:.1f}s heal")
         _close_open_faults(faults, chaos.heal(running.name))
         return
-    params: dict[str, Any] = {k: step[k] for k in ("percent", "rate", "ms", "from") if k in step}
+    params = _params(step)
     progress(f"t={time.time() - start:.1f}s {step['fault']} {step['target']}")
     undoes = {"start": ("kill", "stop"), "unpause": ("pause",)}.get(step["fault"], ())
     for fault in chaos.inject(running, step["fault"], step["target"], params):
@@ -287,6 +295,10 @@ def _do_step(running: RunningLab, step: dict[str, Any], start: float, faults: li
                   "reverted_at": None if fault.revert else fault.at}
         faults.append(record)
         events.fault_applied.fire(fault=record)
+
+
+def _params(step: dict[str, Any]) -> dict[str, Any]:
+    return {k: step[k] for k in ("percent", "rate", "ms", "from") if k in step}
 
 
 def _close_open_faults(faults: list[dict[str, Any]], healed: list[chaos.Fault]) -> None:

@@ -66,12 +66,38 @@ def parse_processes(text: str) -> int:
     return int(text)
 
 
+def check_options(lab: str, options: LoadOptions) -> None:
+    """Refuse a load that cannot run, before the lab is looked at or a run folder is made."""
+    lab_folder(lab)
+    wrong = [text for bad, text in (
+        (options.users < 1, f"--users expects a number >= 1, got {options.users}"),
+        (options.spawn_rate is not None and options.spawn_rate <= 0,
+         f"--spawn-rate expects users per second > 0, got {options.spawn_rate}"),
+        (options.rate is not None and options.rate <= 0, f"--rate expects requests per second > 0, got {options.rate}"),
+        (not options.web and options.duration_s <= 0, f"--duration expects a time > 0, got {options.duration_s:g}s"),
+        (not options.path.startswith("/"), f"--path expects a path that starts with /, got {options.path!r}"),
+    ) if bad]
+    if wrong:
+        raise UsageError("; ".join(wrong))
+    locust_files(lab, options)
+
+
+def lab_state(lab: str) -> str:
+    """up, starting, degraded, or down (no containers)."""
+    return str(lifecycle.status(lab)[0].to_json()["state"])
+
+
+def require_up(lab: str, state: str | None = None) -> None:
+    """Refuse a lab that is not up (its `state`, when already known)."""
+    state = state or lab_state(lab)
+    if state != "up":
+        raise LoadError(f"lab '{lab}' is {state}; start it with 'labctl up {lab}' (see 'labctl status {lab}')")
+
+
 def endpoint_url(lab: str, endpoint: str) -> str:
     """The lab's published endpoint as a 127.0.0.1 URL; errors when the lab is not up."""
     [status] = lifecycle.status(lab)
-    state = status.to_json()["state"]
-    if state != "up":
-        raise LoadError(f"lab '{lab}' is {state}; start it with 'labctl up {lab}' (see 'labctl status {lab}')")
+    require_up(lab, str(status.to_json()["state"]))
     url = status.endpoints.get(endpoint)
     if url is None:
         known = ", ".join(status.endpoints) or "none"
@@ -90,6 +116,15 @@ def new_run_dir(lab: str, kind: str) -> Path:
         folder = paths.runs_dir(lab) / f"{run_id}-{suffix}"
     folder.mkdir(parents=True)
     return folder
+
+
+def discard_if_empty(folder: Path) -> None:
+    """Remove a run folder nothing was written to, and the runs folders that only held it."""
+    for path in (folder, folder.parent, folder.parent.parent):
+        try:
+            path.rmdir()
+        except OSError:
+            return
 
 
 def locust_files(lab: str, options: LoadOptions) -> list[Path]:
@@ -167,9 +202,7 @@ def start_load(lab: str, options: LoadOptions, run_dir: Path) -> LocustRun:
 
 
 def _start_inlab(lab: str, options: LoadOptions, run_dir: Path, container: str) -> LocustRun:
-    endpoint_state = lifecycle.status(lab)[0].to_json()["state"]
-    if endpoint_state != "up":
-        raise LoadError(f"lab '{lab}' is {endpoint_state}; start it with 'labctl up {lab}'")
+    require_up(lab)
     if options.locustfile is not None or options.web:
         raise UsageError(f"lab '{lab}' generates its load inside the lab; --locustfile and --web do not apply")
     options = replace(options, rate=inlab.effective_rate(options.users, options.rate))
@@ -218,8 +251,16 @@ def stop_load(run: LocustRun) -> None:
 
 
 def run_load(lab: str, options: LoadOptions, progress: Progress) -> LoadResult:
-    """Drive load at a lab, then write the run folder; returns its summary."""
-    run = start_load(lab, options, new_run_dir(lab, "load"))
+    """Drive load at a lab, then write the run folder; returns its summary. Options and the
+    lab's state are checked first: a load that cannot start leaves no run folder."""
+    check_options(lab, options)
+    require_up(lab)
+    run_dir = new_run_dir(lab, "load")
+    try:
+        run = start_load(lab, options, run_dir)
+    except BaseException:
+        discard_if_empty(run_dir)
+        raise
     try:
         _watch(run.process, run.run_dir, options, progress)
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from typing import Any
 
 from labctl import lifecycle
 from labctl.errors import LabctlError, UsageError
-from labctl.experiments.load import LoadOptions, new_run_dir, run_load
+from labctl.experiments.load import LoadOptions, check_options, new_run_dir, run_load
 from labctl.model.lab import load_lab
 from labctl.model.overrides import parse_overrides
 from labctl.render import render_lab, rendered_state
@@ -100,6 +100,7 @@ def sweep(
     combination's overrides."""
     combos = combinations(grid)
     labs = [load_lab(lab_name, parse_overrides(combo)) for combo in combos]  # every problem before any start
+    check_options(lab_name, options)
     run_dir = new_run_dir(lab_name, "sweep")
     was_down = not inventory.lab_containers(lab_name)
     rows = []

@@ -99,8 +99,8 @@ class HaproxyKind(LoadBalancerKind):
         return {endpoint: f"http://{lab.bind}:{port}{suffix}"}
 
     def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
-        apps = blocks_of(blocks, "app")
-        return [*super().reference_problems(name, block, blocks), *_layer7_problems(name, block, apps),
+        apps, dbs = blocks_of(blocks, "app"), blocks_of(blocks, "db")
+        return [*super().reference_problems(name, block, blocks), *_layer7_problems(name, block, apps, dbs),
                 *_discovery_problems(name, block, blocks)]
 
     def reload(self, lab: Lab, block: Block, progress: Progress) -> None:
@@ -116,11 +116,11 @@ def routes_database(lab: Lab, block: Block) -> bool:
     return lab.blocks[str(block.params["backends"])].kind == "db"
 
 
-def _layer7_problems(name: str, block: BlockData, apps: list[str]) -> list[FieldProblem]:
+def _layer7_problems(name: str, block: BlockData, apps: list[str], dbs: list[str]) -> list[FieldProblem]:
     # tcp mode forwards bytes: it never parses a request, so it has no path and no headers.
     found: list[FieldProblem] = []
     for key, what in (("routes", "route by path"), ("response_headers", "add headers")):
-        if block.get(key) and block.get("backends") not in apps:
+        if block.get(key) and block.get("backends") in dbs:
             found.append(((name, key), f"a MySQL router cannot {what}: it speaks TCP, not HTTP"))
         elif block.get(key) and block.get("mode", "http") == "tcp":
             found.append(((name, key), f"mode tcp cannot {what}: it never reads the HTTP request (use mode: http)"))

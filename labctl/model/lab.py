@@ -143,9 +143,7 @@ def load_lab(name: str, overrides: list[Override] | None = None) -> Lab:
     display = _display_path(folder / "lab.yaml")
     doc = load_yaml_file(folder / "lab.yaml", display)
     overrides = overrides or []
-    if not isinstance(doc.data, dict):
-        raise LabConfigError([Problem(display, 1, "", "expected a mapping of title, summary and blocks")])
-    data = apply_overrides(doc.data, overrides)
+    data = apply_overrides(doc.require_mapping("title, summary and blocks"), overrides)
     problems = [_problem(doc, overrides, p, s) for p, s in validate_lab_data(data)]
     if problems:
         raise LabConfigError(problems)
@@ -180,8 +178,21 @@ def validate_lab_data(data: dict[str, Any]) -> list[tuple[FieldPath, str]]:
             blocks[str(key)] = value
     if not blocks and not found:
         found.append(((), "a lab needs at least one building block (app, nginx, haproxy, db)"))
-    found.extend(_reference_problems(blocks))
+    # A field naming a block that has problems of its own would only add a second, misleading
+    # one ("lb.backends: expected the name of an app block (none), got 'app'").
+    invalid = {str(key) for key in data if key not in META_KEYS} - set(blocks)
+    found.extend(p for p in _reference_problems(blocks) if _value_at(blocks, p[0]) not in invalid)
     return found
+
+
+def _value_at(blocks: dict[str, Any], path: FieldPath) -> Any:
+    value: Any = blocks
+    try:
+        for part in path:
+            value = value[part]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _block_problems(key: str, value: Any, data: dict[str, Any]) -> list[tuple[FieldPath, str]]:

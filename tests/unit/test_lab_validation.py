@@ -67,6 +67,31 @@ def test_references_between_blocks_are_checked(labs_root: Path) -> None:
     ]
 
 
+def test_a_block_that_names_an_invalid_block_adds_no_second_problem(labs_root: Path) -> None:
+    write_lab(labs_root, "inv", "title: t\nsummary: s\napp:\n  kind: app\n  replicas: 0\n"
+              "lb:\n  kind: nginx\n  backends: app\n  weights: [1, 2]\n  publish: {http: 8080}\n"
+              "edge:\n  kind: haproxy\n  backends: app\n  routes: [{path: /r, backends: app}]\n"
+              "  publish: {http: 8080}\n")
+    assert problems_of("inv") == [
+        "inv/lab.yaml:5 app.replicas: expected an integer from 1 to 32, got 0",
+        "inv/lab.yaml:15 edge.publish.http: endpoint 'http' is already published by lb",
+        "inv/lab.yaml:15 edge.publish.http: port 8080 is already published by lb.publish.http",
+    ]
+
+
+def test_invalid_db_and_dns_blocks_add_no_second_problem(labs_root: Path) -> None:
+    write_lab(labs_root, "inv", "title: t\nsummary: s\ndb:\n  kind: db\n  flavor: oracle\n  publish: {mysql: 33060}\n"
+              "router:\n  kind: haproxy\n  backends: db\n  mode: tcp\n"
+              "app:\n  kind: app\n  database: db\n  database_via: router\n"
+              "dns:\n  kind: dns\n  records: app\n  ttl: -1\nclient:\n  kind: client\n  dns: dns\n"
+              "lb:\n  kind: nginx\n  backends: web\n")
+    assert problems_of("inv") == [
+        "inv/lab.yaml:5 db.flavor: expected one of mysql, mariadb, got 'oracle'",
+        "inv/lab.yaml:18 dns.ttl: expected an integer from 0 to 86400, got -1",
+        "inv/lab.yaml:24 lb.backends: expected the name of an app block (app), got 'web'",
+    ]
+
+
 def test_weights_must_match_replicas(labs_root: Path) -> None:
     write_lab(labs_root, "w", "title: t\nsummary: s\napp:\n  kind: app\n  replicas: 3\n"
               "lb:\n  kind: haproxy\n  backends: app\n  weights: [1, 2]\n")
@@ -85,6 +110,17 @@ def test_yaml_syntax_error_points_at_line(labs_root: Path) -> None:
     write_lab(labs_root, "syntax", "title: t\nsummary: s\napp: {kind: app\n")
     [problem] = problems_of("syntax")
     assert problem.startswith("syntax/lab.yaml:4 invalid YAML")
+
+
+def test_keys_are_the_names_written(labs_root: Path) -> None:
+    # YAML reads `1:` as a number and `on:` as true; beside other names they broke the sorting
+    # of unknown keys with a TypeError.
+    write_lab(labs_root, "keys", "title: t\nsummary: s\n1: {kind: app}\napp:\n  kind: app\n  on: x\n")
+    assert problems_of("keys") == [
+        "keys/lab.yaml:3 1: block names use lowercase letters, digits and _ and start with a letter",
+        "keys/lab.yaml:6 app.on: unknown key 'on' (known keys: cpus, database, database_via, kind, memory, "
+        "publish, replicas, workers)",
+    ]
 
 
 def test_duplicate_keys_are_problems(labs_root: Path) -> None:
