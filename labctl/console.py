@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from labctl.doctor import Check
     from labctl.images import BuildResult, ImageInfo
     from labctl.lifecycle import DownResult, LabStatus, UpResult
-    from labctl.model.lab import Lab
+    from labctl.model.lab import Lab, LabEntry
     from labctl.running import RunningLab
 
 out = Console(highlight=False, soft_wrap=True)
@@ -62,14 +62,16 @@ def _throttled_printer(every: float = 5.0) -> Callable[[str], None]:
     return emit
 
 
-def lab_table(labs: list[Lab]) -> Table:
-    """`labctl list`: one row per lab."""
+def lab_table(labs: list[LabEntry]) -> Table:
+    """`labctl list`: one row per lab (a lab file that cannot be read says why instead)."""
     table = Table(title="Labs", title_justify="left")
     for column in ("lab", "title", "blocks", "notes section"):
         table.add_column(column)
     for lab in labs:
-        blocks = ", ".join(b.spec.summary(b) for b in lab.blocks.values())
-        table.add_row(lab.name, lab.title, blocks, lab.notes)
+        if lab.problem:
+            table.add_row(lab.name, f"[red]cannot be read: {escape(lab.problem)}[/red]", "", "")
+        else:
+            table.add_row(lab.name, lab.title, lab.blocks, lab.notes)
     return table
 
 

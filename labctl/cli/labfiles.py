@@ -11,9 +11,9 @@ from labctl.cli.options import profile_option, set_option
 def list_cmd() -> None:
     """List the labs there are."""
     from labctl import console
-    from labctl.model.lab import list_lab_names, load_lab
+    from labctl.model.lab import lab_entries
 
-    console.out.print(console.lab_table([load_lab(name) for name in list_lab_names()]))
+    console.out.print(console.lab_table(lab_entries()))
 
 
 @click.command()

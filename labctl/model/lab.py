@@ -128,6 +128,45 @@ def list_lab_names() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "lab.yaml").is_file())
 
 
+@dataclass(frozen=True)
+class LabEntry:
+    """One row of `labctl list`: read from the lab file without validating it (`labctl
+    validate` does that), so one broken lab does not hide the others."""
+
+    name: str
+    title: str
+    blocks: str
+    notes: str
+    problem: str | None = None
+
+
+def lab_entries() -> list[LabEntry]:
+    """Every lab in the labs folder, as `labctl list` shows it."""
+    return [_entry(name) for name in list_lab_names()]
+
+
+def _entry(name: str) -> LabEntry:
+    try:
+        data = load_yaml_file(paths.labs_dir() / name / "lab.yaml", name).data
+    except LabConfigError as exc:
+        return LabEntry(name, "", "", "", str(exc).splitlines()[-1].strip())
+    if not isinstance(data, dict):
+        return LabEntry(name, "", "", "", "not a mapping of title, summary and blocks")
+    summaries = [_block_summary(str(key), value) for key, value in data.items() if key not in META_KEYS]
+    return LabEntry(name, str(data.get("title", "")), ", ".join(summaries), str(data.get("notes", "")))
+
+
+def _block_summary(name: str, value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    if not isinstance(kind, str) or kind not in kinds.REGISTRY:
+        return f"{name} (?)"
+    block = Block(name, kind, with_defaults(kind, _without_kind(value)))
+    try:
+        return block.spec.summary(block)
+    except (TypeError, ValueError):  # a value `labctl validate` would reject, like replicas: three
+        return f"{name} ({kind})"
+
+
 def lab_folder(name: str) -> Path:
     """The folder of a lab by name; an unknown name lists the labs there are."""
     folder = paths.labs_dir() / name

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from labctl import kinds
 from labctl.model.yamlsource import FieldPath
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 META_KEYS = ("title", "summary", "notes", "bind")
 
@@ -45,6 +45,8 @@ META_SCHEMA: dict[str, Any] = {
 def schema_errors(schema: dict[str, Any], data: Any) -> list[tuple[FieldPath, str]]:
     """Validate `data` and return (field path, sentence) for every problem, deduplicated."""
     found: dict[FieldPath, str] = {}
+    from jsonschema import Draft202012Validator  # validation only: `labctl list` and --help skip it
+
     validator = Draft202012Validator(schema)
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
         for path, sentence in _explain(error):

@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 HEAVY = ["docker", "matplotlib", "jinja2", "jsonschema", "rich.markdown", "mysql.connector", "locust"]
 
@@ -28,8 +31,25 @@ def test_help_imports_nothing_heavy() -> None:
     assert imported_after(code) == []
 
 
-def test_list_imports_only_the_schema_validator() -> None:
-    # list validates every lab, so jsonschema is the one heavy import it needs.
+def test_list_imports_none_of_them() -> None:
+    # list reads each lab file without validating it (validate does that), so no jsonschema.
     code = "from click.testing import CliRunner\nfrom labctl.cli import main\n" \
            "assert CliRunner().invoke(main, ['list']).exit_code == 0"
-    assert imported_after(code) == ["jsonschema"]
+    assert imported_after(code) == []
+
+
+def test_list_shows_the_labs_beside_one_that_cannot_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from labctl.cli import main
+
+    for name, text in (("good", "title: Good\nsummary: s\napp: {kind: app, replicas: 2}\n"),
+                       ("broken", "title: [unclosed\n")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "lab.yaml").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("LABCTL_LABS_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(main, ["list"])
+    assert result.exit_code == 0, result.output
+    assert "app (app x2)" in result.output
+    assert "broken" in result.output and "cannot be read: " in result.output
