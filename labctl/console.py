@@ -131,9 +131,11 @@ def show_down(lab: str | None, result: DownResult) -> None:
 
 def show_guide(text: str) -> None:
     """A lab guide, rendered from Markdown for the terminal."""
-    from rich.markdown import Markdown
+    from labctl.guide_markdown import GuideMarkdown
 
-    out.print(Markdown(text))
+    # `out` soft-wraps (long lines of plain output stay whole for copying), but rich's Markdown then
+    # crops every list item and quote at the right edge: a guide is laid out to the width instead.
+    out.print(GuideMarkdown(text), soft_wrap=False)
 
 
 def error(message: str) -> None:
