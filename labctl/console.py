@@ -199,13 +199,8 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
     table.add_row(str(summary["requests"]), str(summary["failures"]), f"{summary['rps']:.0f}",
                   *(f"{latency[k]:.1f}" for k in ("p50", "p95", "p99", "max")), *cpu)
     out.print(table)
-    spread = Table(title="requests per backend (X-Served-By)", title_justify="left")
-    for column in ("backend", "requests", "share"):
-        spread.add_column(column, justify="right")
-    for backend, count in summary["backends"].items():
-        spread.add_row(backend, str(count), f"{summary['backend_share'][backend]:.1%}")
-    out.print(spread)
-    show_errors(summary.get("errors", []))
+    out.print(answered_table(summary))
+    show_errors(summary.get("errors", []), summary["failures"])
     if "db" in summary:
         show_writes(summary["db"], "RTO: no db node was killed, stopped or paused (labctl chaos) during the load")
     if summary["load_gen_bound"]:
@@ -214,6 +209,25 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
                   "generator's limit, not the lab's. Use --processes auto or --rate.")
     extra = "samples-inlab.csv, client.log" if inlab else "locust-report.html"
     out.print(f"run folder: {run_dir} (summary.json, timeline.csv, timeline.png, {extra})")
+
+
+# Answers no backend served, each a row of its own beside the backends' (labctl.experiments.timeline).
+_NOT_A_BACKEND = {"lb cache": "lb's cache (X-Cache-Status HIT)", "lb itself": "lb itself (no X-Served-By)",
+                  "no answer": "no answer (refused, reset, timeout)", "backend error": "failed at a backend"}
+
+
+def answered_table(summary: dict[str, Any]) -> Table:
+    """Who answered a load's requests: each backend (X-Served-By), then what answered in a backend's
+    place (the lb's cache, the lb itself: 429, 403, static files) and what got no answer."""
+    table = Table(title="requests per backend (X-Served-By)", title_justify="left")
+    for column in ("answered by", "requests", "share of requests"):
+        table.add_column(column, justify="left" if column == "answered by" else "right")
+    total = max(summary["requests"], 1)
+    for backend, count in summary["backends"].items():
+        table.add_row(backend, f"{count:,}", f"{count / total:.1%}")
+    for what, count in summary.get("not_from_a_backend", {}).items():
+        table.add_row(f"[dim]{escape(_NOT_A_BACKEND.get(what, what))}[/dim]", f"{count:,}", f"{count / total:.1%}")
+    return table
 
 
 def sweep_table(lab: str, rows: list[dict[str, Any]]) -> Table:
@@ -258,7 +272,7 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
         ok = "[green]yes[/green]" if e["ok"] else "[red]NO[/red]"
         table.add_row(e["name"], str(e["expected"]), str(e["observed"]), ok)
     out.print(table)
-    show_errors(report.get("errors", []))
+    show_errors(report.get("errors", []), report["failures"])
     out.print(f"report: {run_dir / 'report.md'} (drill.json, drill.png)")
 
 
@@ -278,10 +292,15 @@ def show_writes(result: dict[str, Any], no_fault: str = "RTO: no fault time give
         out.print(f"  lost ids: {', '.join(shown)}" + (f" and {more} more" if more > 0 else ""))
 
 
-def show_errors(errors: list[dict[str, Any]]) -> None:
-    """The most frequent reasons requests failed, as Locust recorded them."""
+def show_errors(errors: list[dict[str, Any]], failures: int) -> None:
+    """The most frequent reasons requests failed, as the load generator recorded them; says so when
+    they do not add up to the `failures` counted from the samples."""
     for e in errors:
-        out.print(f"  failed {e['count']}x: {e['request']}: {e['error']}")
+        out.print(f"  failed {e['count']}x: {e['request']}: {escape(e['error'])}")
+    named = sum(e["count"] for e in errors)
+    if errors and named != failures:
+        out.print(f"  (reasons recorded for {named:,} of the {failures:,} failed requests: a load generator "
+                  "stopped before it wrote them all)")
 
 
 def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = None) -> Table:

@@ -227,15 +227,23 @@ def finish_load(run: LocustRun) -> tuple[list[Sample], dict[str, Any]]:
 
 
 def failure_kinds(run_dir: Path, limit: int = 5) -> list[dict[str, Any]]:
-    """The most frequent failure messages Locust recorded, so a failed request says why."""
-    path = run_dir / "locust_failures.csv"
-    if not path.is_file():
-        return []
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("Occurrences", "").isdigit()]
-    rows.sort(key=lambda row: -int(row["Occurrences"]))
-    return [{"error": row["Error"], "request": f"{row['Method']} {row['Name']}", "count": int(row["Occurrences"])}
-            for row in rows[:limit]]
+    """The most frequent reasons requests failed, most frequent first, so a failed request says why;
+    past `limit`, one row for the other reasons. Counted by labctl's plugin from the same requests
+    as the samples (Locust's locust_failures.csv is written once a second and misses the last one)."""
+    files = sorted(run_dir.glob("failures-*.csv")) or [run_dir / "locust_failures.csv"]
+    counts: Counter[tuple[str, str]] = Counter()
+    for path in files:
+        if path.is_file():
+            with open(path, encoding="utf-8", newline="") as handle:
+                for row in csv.DictReader(handle):
+                    if row.get("Occurrences", "").isdigit():
+                        counts[(f"{row['Method']} {row['Name']}", row["Error"])] += int(row["Occurrences"])
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    kinds = [{"error": error, "request": request, "count": count} for (request, error), count in ranked[:limit]]
+    if len(ranked) > limit:
+        rest = ranked[limit:]
+        kinds.append({"error": f"{len(rest)} other reasons", "request": "any", "count": sum(c for _, c in rest)})
+    return kinds
 
 
 def stop_load(run: LocustRun) -> None:
@@ -342,8 +350,9 @@ def summarize(lab: str, run_id: str, samples: list[Sample], options: LoadOptions
     start = min(s.at for s in samples)
     duration = max(max(s.at for s in samples) - start, 1e-9)
     latencies = sorted(s.latency_ms for s in samples)
-    backends = Counter(s.backend for s in samples if s.backend and s.ok)
+    backends = Counter(s.backend for s in samples if s.from_backend)
     answered = sum(backends.values())
+    elsewhere = Counter(s.answered_by for s in samples if not s.from_backend)
     cpu_per_process = cpu_seconds / max(wall, 1e-9) / options.processes
     return {
         "lab": lab, "run_id": run_id, "duration_s": round(duration, 2),
@@ -353,6 +362,7 @@ def summarize(lab: str, run_id: str, samples: list[Sample], options: LoadOptions
                        "p99": percentile(latencies, 0.99), "max": latencies[-1]},
         "backends": dict(sorted(backends.items())),
         "backend_share": {b: round(c / answered, 4) for b, c in sorted(backends.items())},
+        "not_from_a_backend": dict(elsewhere.most_common()),
         "load_gen_cpu": round(cpu_seconds / max(wall, 1e-9) / (os.cpu_count() or 1), 3),
         "load_gen_cpu_per_process": round(cpu_per_process, 3),
         "load_gen_cpu_seconds": round(cpu_seconds, 2),

@@ -9,6 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# X-Cache-Status values of an answer taken from Nginx's cache; MISS, EXPIRED, BYPASS and
+# REVALIDATED were answered (or confirmed) by a backend.
+FROM_CACHE = frozenset({"HIT", "STALE", "UPDATING"})
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -19,6 +23,24 @@ class Sample:
     backend: str
     ok: bool
     service_ms: float | None = None  # send to completion; latency_ms counts from when it was due
+    status: int | None = None  # HTTP status, 0 for no answer; None in files from before the column
+    cache: str = ""  # X-Cache-Status
+
+    @property
+    def from_backend(self) -> bool:
+        """A good answer a backend served (not one a cache replayed with the backend's header)."""
+        return self.ok and bool(self.backend) and self.cache.upper() not in FROM_CACHE
+
+    @property
+    def answered_by(self) -> str:
+        """Who answered: the backend; for an answer no backend served, what did instead, or that nothing did."""
+        if self.cache.upper() in FROM_CACHE:
+            return "lb cache"
+        if self.backend:
+            return self.backend if self.ok else "backend error"
+        if not self.ok:
+            return "failed" if self.status is None else ("lb itself" if self.status else "no answer")
+        return "lb itself" if self.status else "no X-Served-By"
 
     @property
     def served_ms(self) -> float:
@@ -41,15 +63,18 @@ class Second:
 
 
 def parse_samples(lines: Iterable[str]) -> list[Sample]:
-    """Parse the plugin's `time,latency,backend,ok[,service]` lines, skipping torn ones."""
+    """Parse the plugin's `time,latency,backend,ok[,service[,status,cache]]` lines (cache is "-" when
+    there is none, so that a torn line ends in an empty field), skipping torn ones."""
     samples = []
     for line in lines:
         parts = line.rstrip("\n").split(",")
-        if len(parts) not in (4, 5) or not parts[-1]:
+        if len(parts) not in (4, 5, 7) or not parts[-1]:
             continue
         try:
-            service = float(parts[4]) if len(parts) == 5 else None
-            samples.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1", service))
+            service = float(parts[4]) if len(parts) >= 5 else None
+            status = int(parts[5]) if len(parts) == 7 else None
+            cache = parts[6].strip("-") if len(parts) == 7 else ""  # "-": no X-Cache-Status
+            samples.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1", service, status, cache))
         except ValueError:
             continue
     return samples
@@ -73,7 +98,7 @@ def bucket(samples: list[Sample], start: float) -> list[Second]:
         row = seconds[max(0, int(sample.at - start))]
         row.latencies.append(sample.latency_ms)
         row.failures += 0 if sample.ok else 1
-        if sample.backend:
+        if sample.backend and sample.cache.upper() not in FROM_CACHE:
             row.backends[sample.backend] += 1
     return seconds
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,6 +145,34 @@ def test_rate_limit_rejects_a_burst_per_client(lab: FeaturesLab) -> None:
     assert seen[429] >= 20 and seen[200] >= 21, seen
     # bob has a bucket of his own: alice's burst did not use it up.
     assert burst(f"{HTTP}/static/index.html", 20, {"X-Client-Id": "bob"}) == {200: 20}
+
+
+def load(lab: FeaturesLab, *args: str) -> dict[str, Any]:
+    return dict(json.loads(lab.cli.ok("load", LAB, "--duration", "4s", "--users", "10", "--json", *args)))
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_load_under_rate_limiting_names_the_reason_of_every_failure(lab: FeaturesLab, processes: str) -> None:
+    lab.up("lb.rate_limit=on")
+    summary = load(lab, "--processes", processes)
+    assert summary["failures"] > 1000, summary
+    # Locust's own list is written once a second and missed the last second (46,229 of 50,742).
+    assert summary["errors"] == [{"error": "LocustBadStatusCode(code=429)", "request": "GET /",
+                                  "count": summary["failures"]}]
+    # The 429s came from Nginx, not from a backend; what got through did.
+    assert summary["not_from_a_backend"] == {"lb itself": summary["failures"]}
+    assert sum(summary["backends"].values()) == summary["requests"] - summary["failures"]
+
+
+def test_load_with_the_cache_on_credits_no_backend_with_cached_answers(lab: FeaturesLab) -> None:
+    lab.up("lb.cache=on")
+    summary = load(lab, "--path", f"/?run={uuid.uuid4().hex}")
+    served = sum(summary["backends"].values())
+    cached = summary["not_from_a_backend"]["lb cache"]
+    assert served + cached == summary["requests"] and summary["failures"] == 0, summary
+    assert 1 <= served <= 10 and cached > 1000, summary  # one miss per 10 s of cache_valid, per cache lock
+    text = lab.cli.ok("load", LAB, "--duration", "2s", "--users", "2")
+    assert "lb's cache (X-Cache-Status HIT)" in text
 
 
 def test_access_rules_deny_with_403(lab: FeaturesLab) -> None:

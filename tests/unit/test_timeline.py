@@ -66,3 +66,49 @@ def test_failure_kinds_names_the_most_frequent_reasons_first(tmp_path: Path) -> 
 
 def test_failure_kinds_is_empty_without_a_failures_file(tmp_path: Path) -> None:
     assert failure_kinds(tmp_path) == []
+
+
+def test_parse_samples_reads_status_and_cache_status() -> None:
+    hit, miss, refused = parse_samples(["100.5,1.0,app-1,1,1.0,200,HIT\n", "100.6,9.0,app-2,1,9.0,200,MISS\n",
+                                        "100.7,3.0,,0,3.0,0,-\n", "100.8,3.0,app-1,1,3.0,200,"])
+    assert (hit.status, hit.cache, hit.from_backend, hit.answered_by) == (200, "HIT", False, "lb cache")
+    assert (miss.from_backend, miss.answered_by) == (True, "app-2")
+    assert (refused.cache, refused.answered_by) == ("", "no answer")
+
+
+def test_answers_no_backend_served_are_counted_apart() -> None:
+    served = [Sample(100 + i * 0.01, 5.0, f"app-{i % 2 + 1}", True, 5.0, 200, "MISS") for i in range(10)]
+    cached = [Sample(101 + i * 0.01, 1.0, "app-1", True, 1.0, 200, "HIT") for i in range(85)]
+    limited = [Sample(102, 1.0, "", False, 1.0, 429, ""), Sample(102, 1.0, "", False, 1.0, 403, "")]
+    static = [Sample(102, 1.0, "", True, 1.0, 200, "")]
+    refused = [Sample(102, 1.0, "", False, 1.0, 0, "")]
+    broken = [Sample(102, 1.0, "app-2", False, 1.0, 500, "")]
+    summary = summarize("nginx-features", "run", served + cached + limited + static + refused + broken,
+                        LoadOptions(), cpu_seconds=0.1, wall=3.0)
+    assert summary["backends"] == {"app-1": 5, "app-2": 5}
+    assert summary["backend_share"] == {"app-1": 0.5, "app-2": 0.5}
+    assert summary["not_from_a_backend"] == {"lb cache": 85, "lb itself": 3, "no answer": 1, "backend error": 1}
+    assert sum(summary["backends"].values()) + sum(summary["not_from_a_backend"].values()) == summary["requests"]
+    assert [row.backends for row in bucket(served + cached, 100)][1] == {}  # cache hits are no backend's traffic
+
+
+def test_failure_kinds_add_up_the_plugin_counts_of_every_process(tmp_path: Path) -> None:
+    # Locust's own file, written once a second, missed the last second: the plugin's counts win.
+    (tmp_path / "locust_failures.csv").write_text(
+        "Method,Name,Error,Occurrences,First Seen,Last Seen\nGET,/,LocustBadStatusCode(code=429),90,1,2\n",
+        encoding="utf-8")
+    header = "Method,Name,Error,Occurrences\n"
+    (tmp_path / "failures-11.csv").write_text(header + "GET,/,LocustBadStatusCode(code=429),60\n"
+                                              'GET,/,"ConnectionRefusedError(111, \'refused\')",2\n', encoding="utf-8")
+    (tmp_path / "failures-12.csv").write_text(header + "GET,/,LocustBadStatusCode(code=429),40\n", encoding="utf-8")
+    assert failure_kinds(tmp_path) == [
+        {"error": "LocustBadStatusCode(code=429)", "request": "GET /", "count": 100},
+        {"error": "ConnectionRefusedError(111, 'refused')", "request": "GET /", "count": 2}]
+
+
+def test_failure_kinds_past_the_limit_are_one_row(tmp_path: Path) -> None:
+    rows = "".join(f"GET,/{i},Error{i},{10 - i}\n" for i in range(8))
+    (tmp_path / "failures-1.csv").write_text("Method,Name,Error,Occurrences\n" + rows, encoding="utf-8")
+    kinds = failure_kinds(tmp_path, limit=5)
+    assert [k["count"] for k in kinds] == [10, 9, 8, 7, 6, 5 + 4 + 3]
+    assert kinds[-1] == {"error": "3 other reasons", "request": "any", "count": 12}
