@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,17 @@ UPSTREAM_BASES = {
     "mariadb": "mariadb:11.4",
 }
 BUILT_IN_BOTH = tuple(UPSTREAM_BASES)
+# What the local profile runs in each role's place (versions as Debian shipped them when written;
+# MySQL comes from unstable, the only suite that has it, so its major version moves).
+LOCAL_BUILDS = {
+    "app": "the sample app on Debian trixie's Python 3.13 (upstream: python:3.12-slim)",
+    "dns": "BIND 9.20 and Python 3.13 from Debian trixie (upstream: python:3.12-slim)",
+    "mysql": "MySQL from Debian unstable, a 9.x release (upstream: MySQL 8.4)",
+    "mariadb": "MariaDB 11.8 from Debian trixie (upstream: MariaDB 11.4)",
+    "nginx": "Nginx 1.26 from Debian trixie (upstream: nginx:1.26)",
+    "haproxy": "HAProxy 3.0 from Debian trixie (upstream: haproxy:3.0)",
+    "nettools": "Debian trixie with its network tools (upstream: debian:trixie-slim)",
+}
 
 Events = Callable[[str], None]
 
@@ -168,14 +179,22 @@ def _upstream_needs(roles: Iterable[str]) -> list[str]:
     return sorted({upstream_base(r) for r in roles})
 
 
-def resolve_profile(requested: str | None, roles: Sequence[str]) -> tuple[str, str]:
-    """(profile, reason): the requested one, else upstream when its images are here or pullable."""
+def resolve_profile(requested: str | None, roles: Sequence[str],
+                    blocks: Mapping[str, Sequence[str]] | None = None) -> tuple[str, str]:
+    """(profile, reason): the requested one, else upstream when its images are here or pullable;
+    `blocks` (role -> the lab's blocks on it) lets the reason say what each block runs instead."""
     if requested:
         return check_profile(requested), "asked for with --profile"
     for ref in _upstream_needs(roles):
         if _image(ref) is None and not _try_pull(ref):
-            return "local", f"{ref} is not here and cannot be pulled; building from Debian packages"
+            return "local", (f"{ref} is not here and cannot be pulled; built from Debian "
+                             f"packages instead: {local_instead(blocks or {role: [role] for role in roles})}")
     return "upstream", "official images are available"
+
+
+def local_instead(blocks: Mapping[str, Sequence[str]]) -> str:
+    """What the local profile runs, block by block: `db: MySQL from Debian unstable, ...`."""
+    return "; ".join(f"{', '.join(names)}: {LOCAL_BUILDS[role]}" for role, names in sorted(blocks.items()))
 
 
 def ensure_images(profile: str, roles: Sequence[str], on_event: Events | None = None) -> list[BuildResult]:

@@ -84,13 +84,21 @@ def overall_state(services: list[inventory.ServiceState]) -> str:
 
 def required_roles(lab: Lab) -> list[str]:
     """The image roles a lab needs."""
-    return sorted({b.spec.image_role(b) for b in lab.blocks.values()})
+    return sorted(blocks_by_role(lab))
+
+
+def blocks_by_role(lab: Lab) -> dict[str, list[str]]:
+    """The lab's blocks on each image role: {"mysql": ["db"], "app": ["app"]}."""
+    roles: dict[str, list[str]] = {}
+    for b in lab.blocks.values():
+        roles.setdefault(b.spec.image_role(b), []).append(b.name)
+    return roles
 
 
 def prepare_images(lab: Lab, requested: str | None, progress: Progress) -> tuple[str, str, dict[str, str]]:
     """Pick the image profile and make sure its images exist; returns (profile, reason, refs)."""
     roles = required_roles(lab)
-    profile, reason = images.resolve_profile(requested, roles)
+    profile, reason = images.resolve_profile(requested, roles, blocks_by_role(lab))
     progress(f"images: {profile} profile ({reason})")
     images.ensure_images(profile, roles, on_event=lambda event: progress(f"images: {event}"))
     return profile, reason, {role: images.image_ref(role, profile) for role in roles}

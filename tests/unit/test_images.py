@@ -11,7 +11,7 @@ from rich.console import Console
 from labctl import images
 from labctl.console import image_table
 from labctl.errors import UsageError
-from labctl.lifecycle import required_roles
+from labctl.lifecycle import blocks_by_role, required_roles
 from labctl.model.lab import list_lab_names, load_lab
 
 
@@ -64,3 +64,20 @@ def test_images_list_fits_80_columns_with_every_name_whole() -> None:
     for info in infos:
         assert f" {info.ref} " in text
     assert "stale" in text and "2026-12-01" in text
+
+
+def test_a_profile_that_falls_back_to_local_says_what_each_block_runs_instead(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images, "_image", lambda ref: None)
+    monkeypatch.setattr(images, "_try_pull", lambda ref: False)
+    lab = load_lab("db-replication")
+    assert blocks_by_role(lab) == {"mysql": ["db"], "app": ["app"]}
+    profile, reason = images.resolve_profile(None, required_roles(lab), blocks_by_role(lab))
+    assert (profile, reason) == ("local", (
+        "mysql:8.4 is not here and cannot be pulled; built from Debian packages instead: "
+        "app: the sample app on Debian trixie's Python 3.13 (upstream: python:3.12-slim); "
+        "db: MySQL from Debian unstable, a 9.x release (upstream: MySQL 8.4)"))
+
+
+def test_every_role_says_what_the_local_profile_builds() -> None:
+    assert set(images.LOCAL_BUILDS) == set(images.ROLES)
