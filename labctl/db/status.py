@@ -11,7 +11,7 @@ from labctl.model.lab import Lab
 def status(lab: Lab) -> dict[str, Any]:
     """The lab's replication as JSON-ready data: one row per node, and the overall picture."""
     kind = db.lab_flavor(lab)
-    found = db.states(lab)
+    found = _primary_last(lab, db.states(lab))
     primary = db.current_primary(found)
     mode = str(db.db_block(lab).params["replication"])
     rows = [_row(state, primary, kind) for state in found]
@@ -19,6 +19,18 @@ def status(lab: Lab) -> dict[str, Any]:
     return {"lab": lab.name, "flavor": kind.name, "replication": mode,
             "primary": primary.node.name if primary else None,
             "fell_back_to_async": fell_back, "nodes": rows}
+
+
+def _primary_last(lab: Lab, found: list[db.NodeState]) -> list[db.NodeState]:
+    # The nodes are read one after the other, primary first: under writes the replicas read after it
+    # showed transactions it did not have yet (12,124 vs 12,123). Read it again after them all.
+    primary = db.current_primary(found)
+    if primary is None:
+        return found
+    again = db.read_state(lab, primary.node)
+    if again.role != "primary":
+        return found
+    return [again if state is primary else state for state in found]
 
 
 def _row(state: db.NodeState, primary: db.NodeState | None, kind: Any) -> dict[str, Any]:
