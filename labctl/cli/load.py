@@ -62,12 +62,14 @@ def sweep(lab: str, grid: tuple[str, ...], duration: str, users: int, rate: floa
     options = LoadOptions(users=users, duration_s=parse_duration(duration), rate=rate,
                           processes=parse_processes(processes), path=url_path or "/")
     with console.progress(f"sweep on {lab}") as progress:
-        run_dir, rows = scaling.sweep(lab, scaling.parse_grid(grid), options, progress)  # type: ignore[arg-type]
+        result = scaling.sweep(lab, scaling.parse_grid(grid), options, progress)  # type: ignore[arg-type]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(result.rows, indent=2))
+        console.err.print(result.after)
         return
-    console.out.print(console.sweep_table(lab, rows))
-    console.out.print(f"run folder: {run_dir} (sweep.json, sweep.csv, sweep.png)")
+    console.out.print(console.sweep_table(lab, result.rows))
+    console.out.print(f"run folder: {result.run_dir} (sweep.json, sweep.csv, sweep.png)")
+    console.out.print(result.after)
 
 
 COMMANDS: list[click.Command] = [load, sweep]

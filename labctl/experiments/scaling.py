@@ -13,7 +13,7 @@ from typing import Any
 from labctl import lifecycle
 from labctl.errors import LabctlError, UsageError
 from labctl.experiments.load import LoadOptions, check_options, new_run_dir, run_load
-from labctl.model.lab import load_lab
+from labctl.model.lab import Lab, load_lab
 from labctl.model.overrides import parse_overrides
 from labctl.render import render_lab, rendered_state
 from labctl.running import write_snapshot
@@ -92,17 +92,25 @@ def combinations(grid: dict[str, list[str]]) -> list[list[str]]:
     return [[f"{k}={v}" for k, v in zip(keys, values, strict=True)] for values in itertools.product(*grid.values())]
 
 
-def sweep(
-    lab_name: str, grid: dict[str, list[str]], options: LoadOptions, progress: Progress
-) -> tuple[Path, list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class SweepResult:
+    """A finished sweep: its folder, one row per combination, and the state the lab was left in."""
+
+    run_dir: Path
+    rows: list[dict[str, Any]]
+    after: str
+
+
+def sweep(lab_name: str, grid: dict[str, list[str]], options: LoadOptions, progress: Progress) -> SweepResult:
     """One load run per combination (each after `up` with those overrides); table, CSV and chart.
-    A lab that was down before is taken down again; one that was up stays up, with the last
-    combination's overrides."""
+    Afterwards the lab is as it was: taken down again if it was down, brought back to the overrides
+    it was up with if it was up (not left at the last combination)."""
     combos = combinations(grid)
     labs = [load_lab(lab_name, parse_overrides(combo)) for combo in combos]  # every problem before any start
     check_options(lab_name, options)
     run_dir = new_run_dir(lab_name, "sweep")
     was_down = not inventory.lab_containers(lab_name)
+    before = None if was_down else rendered_state(lab_name)
     rows = []
     try:
         for index, (combo, lab) in enumerate(zip(combos, labs, strict=True), start=1):
@@ -111,11 +119,34 @@ def sweep(
             result = run_load(lab_name, options, _prefixed(progress, f"[{index}/{len(combos)}] "))
             rows.append(_row(combo, result.summary))
     finally:
-        if was_down:
-            progress("taking the lab down again")
-            lifecycle.down(lab_name)
+        after = _restore(lab_name, list(grid), was_down, before, progress)
     _write_sweep(run_dir, grid, rows, lab_name)
-    return run_dir, rows
+    return SweepResult(run_dir, rows, after)
+
+
+def _restore(lab_name: str, keys: list[str], was_down: bool, before: dict[str, Any] | None,
+             progress: Progress) -> str:
+    """Put the lab back as it was before the sweep; one line saying how it was left."""
+    if was_down:
+        progress("taking the lab down again")
+        lifecycle.down(lab_name)
+        return f"{lab_name} is down again, as before the sweep"
+    if before is None:  # up, but rendered from another LABCTL_HOME: its own overrides are unknown
+        return (f"{lab_name} stays at the sweep's last combination; 'labctl up {lab_name}' with its own "
+                "--set values brings it back")
+    progress("bringing the lab back as it was")
+    lab = load_lab(lab_name, parse_overrides(list(before.get("overrides", []))))
+    lifecycle.up(lab, progress=progress)
+    values = " ".join(f"{key}={_value(lab, key)}" for key in keys)
+    return f"{lab_name} is back as it was before the sweep: {values}"
+
+
+def _value(lab: Lab, key: str) -> Any:
+    first, *rest = key.split(".")
+    value: Any = lab.blocks[first].params if first in lab.blocks else getattr(lab, first, None)
+    for part in rest:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _prefixed(progress: Progress, prefix: str) -> Progress:

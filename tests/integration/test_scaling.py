@@ -46,3 +46,15 @@ def test_sweep_writes_table_and_chart(cli: Cli) -> None:
     assert (Path(run_dir) / "sweep.png").stat().st_size > 1000
     assert (Path(run_dir) / "sweep.csv").read_text().startswith("app.replicas,rps")
     assert lab_objects("scale-horizontal") == []  # it was down before the sweep, so down again after
+
+
+def test_sweep_gives_a_lab_that_was_up_its_own_value_back(cli: Cli) -> None:
+    def cpus() -> float:
+        container = docker_client().containers.get("labctl-scale-vertical-app-1")
+        return int(container.attrs["HostConfig"]["NanoCpus"]) / 1e9
+
+    cli.ok("up", "scale-vertical", "--set", "app.cpus=1.5")
+    out = cli.ok("sweep", "scale-vertical", "--set", "app.cpus=0.5,2", "--duration", "3s", "--users", "4")
+    assert "scale-vertical is back as it was before the sweep: app.cpus=1.5" in out
+    assert cpus() == 1.5  # not the sweep's last value, 2
+    assert json.loads(cli.ok("status", "scale-vertical", "--json"))["state"] == "up"
