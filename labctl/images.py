@@ -29,6 +29,11 @@ ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns")
 BASE_IMAGE = "labctl/base:trixie"
 BASE_SUITE = "trixie"
 INPUTS_LABEL = "io.labctl.inputs"
+# An image's own label, naming its role. Every container inherits its image's labels, so an
+# image carries none that ownership reads (io.labctl.managed, io.labctl.lab): a container
+# started by hand from it is not a lab's. Images built before kept io.labctl.managed; the
+# inventory does not trust it alone.
+IMAGE_LABEL = "io.labctl.image"
 # The build context folder under images/ of each role (mysql and mariadb share one).
 CONTEXTS = {
     "app": "app", "nginx": "nginx", "haproxy": "haproxy", "mysql": "db", "mariadb": "db", "nettools": "nettools",
@@ -252,7 +257,7 @@ def _docker_build(role: str, profile: str, ref: str, digest: str, events: Events
     stream = docker_client().api.build(
         path=str(context), dockerfile=dockerfile(role, profile).name, tag=ref, rm=True, forcerm=True,
         decode=True, buildargs={"DEBIAN_MIRROR": debian_mirror()},
-        labels={"io.labctl.managed": "true", INPUTS_LABEL: digest, "io.labctl.role": role},
+        labels={IMAGE_LABEL: role, INPUTS_LABEL: digest},
     )
     for chunk in stream:
         if "error" in chunk:
@@ -293,7 +298,7 @@ def _require_debootstrap() -> None:
 
 
 def _import_rootfs(rootfs: Path, digest: str) -> None:
-    changes = [f"LABEL io.labctl.managed=true {INPUTS_LABEL}={digest}", 'CMD ["bash"]']
+    changes = [f"LABEL {IMAGE_LABEL}=base {INPUTS_LABEL}={digest}", 'CMD ["bash"]']
     argv = ["docker", "import", *(x for c in changes for x in ("--change", c)), "-", BASE_IMAGE]
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
     try:

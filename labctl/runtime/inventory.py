@@ -1,8 +1,15 @@
-"""What labctl created, found by its labels: the only things labctl ever removes."""
+"""What labctl created, found by its labels: the only things labctl ever removes.
+
+Ownership is decided by labels that only the rendered Compose file and Compose itself put on
+what they create: `io.labctl.lab` from the file, and Compose's project label, which must be that
+lab's project. Never by an image's labels (every container inherits those, including one
+started by hand with `docker run` from a labctl image) and never by a name.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +17,7 @@ from labctl.runtime.dockerenv import docker_client
 
 MANAGED = "io.labctl.managed=true"
 LAB_LABEL = "io.labctl.lab"
+PROJECT_LABEL = "com.docker.compose.project"
 
 
 @dataclass(frozen=True)
@@ -37,10 +45,26 @@ class ServiceState:
         return "starting"
 
 
+def project_name(lab: str) -> str:
+    """The Compose project a lab runs as (`Lab.project`, from the lab's name alone)."""
+    return f"labctl-{lab}"
+
+
 def label_filters(lab: str | None) -> dict[str, Any]:
-    """Docker API filters for everything of one lab, or of every lab."""
-    labels = [MANAGED] if lab is None else [MANAGED, f"{LAB_LABEL}={lab}"]
-    return {"label": labels}
+    """Docker API filters for everything of one lab, or candidates of every lab (those still
+    need `owned`: the engine cannot compare two labels with each other)."""
+    if lab is None:
+        return {"label": [MANAGED, LAB_LABEL, PROJECT_LABEL]}
+    return {"label": [MANAGED, f"{LAB_LABEL}={lab}", f"{PROJECT_LABEL}={project_name(lab)}"]}
+
+
+def owned(labels: Mapping[str, str] | None, lab: str | None = None) -> bool:
+    """True when these labels are those Compose gave an object of a lab from labctl's file:
+    the lab named in `io.labctl.lab` (and `lab`, when given) runs as the project Compose says."""
+    labels = labels or {}
+    name = labels.get(LAB_LABEL, "")
+    return (bool(name) and labels.get("io.labctl.managed") == "true" and (lab is None or name == lab)
+            and labels.get(PROJECT_LABEL) == project_name(name))
 
 
 def lab_containers(lab: str | None) -> list[Any]:
@@ -51,10 +75,15 @@ def lab_containers(lab: str | None) -> list[Any]:
     # at the same moment) is a 404 for the whole list, so the list is simply taken again.
     for _ in range(4):
         try:
-            return list(docker_client().containers.list(all=True, filters=label_filters(lab)))
+            return _owned_containers(lab)
         except docker.errors.NotFound:
             continue
-    return list(docker_client().containers.list(all=True, filters=label_filters(lab)))
+    return _owned_containers(lab)
+
+
+def _owned_containers(lab: str | None) -> list[Any]:
+    listed = docker_client().containers.list(all=True, filters=label_filters(lab))
+    return [c for c in listed if owned(c.labels, lab)]
 
 
 def service_states(lab: str | None) -> list[ServiceState]:
@@ -63,9 +92,13 @@ def service_states(lab: str | None) -> list[ServiceState]:
     Uses the list endpoint only (one API call, no per-container inspect), so a container
     removed meanwhile cannot make it fail.
     """
-    summaries = docker_client().api.containers(all=True, filters=label_filters(lab))
-    states = [_state_of(summary) for summary in summaries]
+    states = [_state_of(summary) for summary in _owned_summaries(lab)]
     return sorted(states, key=lambda s: (s.container, s.name))
+
+
+def _owned_summaries(lab: str | None) -> list[dict[str, Any]]:
+    summaries = docker_client().api.containers(all=True, filters=label_filters(lab))
+    return [s for s in summaries if owned(s.get("Labels"), lab)]
 
 
 def _state_of(summary: dict[str, Any]) -> ServiceState:
@@ -93,18 +126,19 @@ def health_from_status(status: str) -> str:
 
 def running_labs() -> list[str]:
     """Names of labs with at least one container, running or not."""
-    summaries = docker_client().api.containers(all=True, filters=label_filters(None))
-    return sorted({(s.get("Labels") or {}).get(LAB_LABEL, "") for s in summaries} - {""})
+    return sorted({s["Labels"][LAB_LABEL] for s in _owned_summaries(None)})
 
 
 def lab_networks(lab: str | None) -> list[Any]:
     """Networks labctl created for `lab` (or any lab)."""
-    return list(docker_client().networks.list(filters=label_filters(lab)))
+    listed = docker_client().networks.list(filters=label_filters(lab))
+    return [n for n in listed if owned(n.attrs.get("Labels"), lab)]
 
 
 def lab_volumes(lab: str | None) -> list[Any]:
     """Volumes labctl created for `lab` (or any lab)."""
-    return list(docker_client().volumes.list(filters=label_filters(lab)))
+    listed = docker_client().volumes.list(filters=label_filters(lab))
+    return [v for v in listed if owned(v.attrs.get("Labels"), lab)]
 
 
 def container_logs_tail(container_name: str, lines: int = 20) -> str:
