@@ -45,12 +45,16 @@ def chaos_cmd(lab: str, fault: str, target: str, percent: float | None, bandwidt
 @click.command()
 @click.argument("lab")
 def heal(lab: str) -> None:
-    """Revert every fault still active in a lab, and remove every rule and qdisc labctl added."""
+    """Revert every fault still active in a lab, remove every rule and qdisc labctl added, and
+    start the lab's containers that are down."""
     from labctl import console
     from labctl.experiments import chaos
 
-    faults = chaos.heal(lab)
-    console.out.print(f"{lab}: reverted {len(faults)} fault(s)" + "".join(f"\n  {f.fault} {f.target}" for f in faults))
+    healed = chaos.heal_lab(lab)
+    console.out.print(f"{lab}: reverted {len(healed.faults)} fault(s)"
+                      + "".join(f"\n  {f.fault} {f.target}" for f in healed.faults))
+    if healed.started:
+        console.out.print(f"{lab}: started {', '.join(healed.started)} (exited)")
 
 
 COMMANDS: list[click.Command] = [chaos_cmd, heal]

@@ -197,6 +197,31 @@ def heal(lab: str) -> list[Fault]:
     return faults
 
 
+@dataclass(frozen=True)
+class Healed:
+    """What `labctl heal` did: the faults it reverted, and the lab's containers it started
+    because they were down for another reason (a `docker kill` by hand, a crash)."""
+
+    faults: list[Fault]
+    started: list[str]
+
+
+def heal_lab(lab: str) -> Healed:
+    """Revert every active fault, then start the lab's own containers that are still exited."""
+    faults = heal(lab)
+    return Healed(faults, start_exited(lab))
+
+
+def start_exited(lab: str) -> list[str]:
+    """Start the containers of a lab that have exited; returns their instance names."""
+    from labctl.runtime import inventory
+
+    exited = [s for s in inventory.service_states(lab) if s.state == "exited"]
+    for state in exited:
+        lab_container(state.container).start()
+    return [s.name for s in exited]
+
+
 def _sweep_network(lab: str) -> None:
     # Belt and braces: rules labctl tagged and qdiscs it adds, even if the record was lost.
     from labctl.runtime import inventory

@@ -50,6 +50,20 @@ def test_bind_hands_out_every_replica_in_rotation(own_cli: Cli) -> None:
     assert summary["requests"] > 150
 
 
+def test_heal_starts_a_replica_killed_by_hand(own_cli: Cli) -> None:
+    # The guide's step 3: nothing checks health, so a killed replica stays in the answer
+    # until `labctl heal` (no fault of labctl's to revert) starts it again and says so.
+    own_cli.ok("up", "lb-dns")
+    app2 = docker_client().containers.get("labctl-lb-dns-app-2")
+    app2.kill()
+    assert len(resolve("labctl-lb-dns-client")) == 3
+    out = own_cli.ok("heal", "lb-dns")
+    assert "reverted 0 fault(s)" in out and "started app-2 (exited)" in out, out
+    app2.reload()
+    assert app2.status == "running"
+    assert "started" not in own_cli.ok("heal", "lb-dns")  # nothing left down: nothing to start
+
+
 def _drill(cli: Cli, ttl: int) -> dict[str, object]:
     cli.ok("up", "lb-dns", "--set", f"dns.ttl={ttl}")
     report: dict[str, object] = json.loads(cli.ok("drill", "lb-dns", "kill-backend-ttl", "--json"))

@@ -21,6 +21,7 @@ LAB_LOOKING = ("lb-nginx-app-1", "labctl-lb-nginx-app-9")
 # What images built before this change put on every container: io.labctl.managed (and a lab
 # label is what a user copying a lab's labels would add).
 OLD_IMAGE_LABELS = {"io.labctl.managed": "true", "io.labctl.lab": LAB, "io.labctl.role": "app"}
+OLD_LOOKING = [f"container labctl-lb-nginx-app-{i}" for i in (6, 7, 8)]
 
 
 def _remove_strangers() -> None:
@@ -28,12 +29,14 @@ def _remove_strangers() -> None:
         container.remove(force=True)
 
 
-def _start(image: str, name: str, labels: dict[str, str], running: bool = True) -> Any:
+def _start(image: str, name: str, labels: dict[str, str], state: str = "running") -> Any:
     client = docker_client()
     container = client.containers.create(image, entrypoint=["sleep", "600"], name=name,
                                          labels={**labels, STRANGER: "1"}, network_mode="none")
-    if running:
+    if state != "created":
         container.start()
+    if state == "exited":
+        container.kill()  # what `heal` would start, were it the lab's
     return container
 
 
@@ -62,8 +65,11 @@ def strangers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, d
             expected[name] = "running"
         _start(app, "labctl-lb-nginx-app-8", OLD_IMAGE_LABELS)
         expected["labctl-lb-nginx-app-8"] = "running"
-        _start(app, "labctl-lb-nginx-app-7", OLD_IMAGE_LABELS, running=False)
-        expected["labctl-lb-nginx-app-7"] = "created"
+        for name, state in (("labctl-lb-nginx-app-7", "created"), ("labctl-lb-nginx-app-6", "exited")):
+            _start(app, name, OLD_IMAGE_LABELS, state)
+            expected[name] = state
+        _start(app, "lb-nginx-app-2", {}, "exited")
+        expected["lb-nginx-app-2"] = "exited"
         yield cli, expected
     finally:
         _remove_strangers()
@@ -85,7 +91,8 @@ def _other_labs() -> set[str]:
 
 def test_heal_leaves_strangers_alone(strangers: tuple[Cli, dict[str, str]]) -> None:
     cli, expected = strangers
-    cli.ok("heal", LAB)
+    out = cli.ok("heal", LAB)
+    assert "started" not in out, out
     _assert_untouched(expected)
 
 
@@ -103,8 +110,8 @@ def test_down_leaves_strangers_alone(strangers: tuple[Cli, dict[str, str]]) -> N
     out = cli.run("down", LAB)
     assert out.returncode == 0, out.stderr
     _assert_untouched(expected)
-    # Only the two strangers carrying the old image's labels still answer to the lab's label.
-    assert sorted(lab_objects(LAB)) == ["container labctl-lb-nginx-app-7", "container labctl-lb-nginx-app-8"]
+    # Only the strangers carrying the old image's labels still answer to the lab's label.
+    assert sorted(lab_objects(LAB)) == OLD_LOOKING
 
 
 def test_down_all_leaves_strangers_alone(strangers: tuple[Cli, dict[str, str]]) -> None:
@@ -116,4 +123,4 @@ def test_down_all_leaves_strangers_alone(strangers: tuple[Cli, dict[str, str]]) 
     out = cli.run("down", "--all")
     assert out.returncode == 0, out.stderr
     _assert_untouched(expected)
-    assert sorted(lab_objects(LAB)) == ["container labctl-lb-nginx-app-7", "container labctl-lb-nginx-app-8"]
+    assert sorted(lab_objects(LAB)) == OLD_LOOKING
