@@ -57,6 +57,15 @@ def active_faults(lab: str) -> list[Fault]:
     return [Fault(**item) for item in json.loads(path.read_text(encoding="utf-8"))]
 
 
+def faults_in_effect(lab: str) -> list[Fault]:
+    """Active faults whose container is still the one they were injected into: a container
+    removed or created again since (`down` and `up`, a rebuilt db node) carries none."""
+    from labctl.runtime import inventory
+
+    created = {s.container: s.created for s in inventory.service_states(lab)}
+    return [f for f in active_faults(lab) if f.container in created and created[f.container] <= f.at]
+
+
 def _save_active(lab: str, faults: list[Fault]) -> None:
     path = state_file(lab)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -160,8 +160,10 @@ def _step_problems(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], st
 
 def run_drill(running: RunningLab, drill: Drill, progress: Progress) -> DrillResult:
     """Run a drill end to end; the lab is always healed, even when the drill fails. A lab
-    that is down is refused before the run folder is made."""
+    that is down, or still has a fault from an earlier `labctl chaos`, is refused before the
+    run folder is made."""
     running.require_up()
+    refuse_active_faults(running.name)
     result = DrillResult(running.new_run_dir(f"drill-{drill.name}"))
     bound = _steady_bounds(drill)
     progress("checking the steady state before")
@@ -193,6 +195,18 @@ def subscribed_events(running: RunningLab, progress: Progress) -> DrillEvents:
     for block in running.lab.blocks.values():
         block.spec.subscribe(running.lab, block, events, progress)
     return events
+
+
+def refuse_active_faults(lab: str) -> None:
+    """Refuse, before anything starts, a drill on a lab an earlier `labctl chaos` left broken:
+    its steady state could never hold, and its report would blame the drill."""
+    active = chaos.faults_in_effect(lab)
+    if active:
+        named = ", ".join(f"{f.fault} {f.target} (since {time.strftime('%H:%M:%S', time.localtime(f.at))}, "
+                          f"id {f.id})" for f in active)
+        raise LabctlError(f"lab '{lab}' still has {len(active)} fault(s) from an earlier 'labctl chaos': "
+                          f"{named}; revert {'it' if len(active) == 1 else 'them'} with 'labctl heal {lab}', "
+                          "then run the drill again")
 
 
 def _steady_bounds(drill: Drill) -> dict[str, float]:

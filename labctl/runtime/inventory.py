@@ -32,6 +32,7 @@ class ServiceState:
     health: str
     endpoints: dict[str, str]
     status_text: str = ""
+    created: float = 0.0  # when the container was created (Unix time)
 
     @property
     def outcome(self) -> str:
@@ -113,6 +114,7 @@ def _state_of(summary: dict[str, Any]) -> ServiceState:
         health=health_from_status(str(summary.get("Status", ""))),
         endpoints=json.loads(labels.get("io.labctl.endpoints", "{}")),
         status_text=str(summary.get("Status", "")),
+        created=float(summary.get("Created") or 0),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -61,11 +62,34 @@ def test_failing_drill_still_heals(drill_lab: Cli) -> None:
     assert docker_client().containers.get("labctl-single-server-app-1").status == "running"
 
 
+def _app_fails(percent: int) -> None:
+    # Straight into the app, not through `labctl chaos`: an outage labctl did not cause.
+    script = ("import urllib.request; urllib.request.urlopen(urllib.request.Request("
+              f"'http://127.0.0.1:8000/_chaos/fail?percent={percent}', method='POST'), timeout=5).read()")
+    result = docker_client().containers.get("labctl-single-server-app-1").exec_run(["python3", "-c", script])
+    assert result.exit_code == 0, result.output
+
+
 def test_drill_aborts_when_steady_state_does_not_hold(drill_lab: Cli) -> None:
-    drill_lab.ok("chaos", "single-server", "fail", "app", "--percent", "100")
-    result = drill_lab.run("drill", "single-server", "kill-only-server", "--json")
+    _app_fails(100)
+    try:
+        result = drill_lab.run("drill", "single-server", "kill-only-server", "--json")
+    finally:
+        _app_fails(0)
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["verdict"] == "aborted" and report["faults"] == []
     assert docker_client().containers.get("labctl-single-server-app-1").status == "running"
+
+
+def test_drill_refuses_at_once_while_an_earlier_fault_is_active(drill_lab: Cli) -> None:
+    drill_lab.ok("chaos", "single-server", "pause", "app")
+    started = time.monotonic()
+    result = drill_lab.run("drill", "single-server", "kill-only-server")
+    seconds = time.monotonic() - started
+    assert result.returncode == 1 and seconds < 10, (seconds, result.stdout, result.stderr)
+    assert "still has 1 fault(s) from an earlier 'labctl chaos': pause app-1" in result.stderr, result.stderr
+    assert "'labctl heal single-server'" in result.stderr and "Traceback" not in result.stderr
+    assert list((drill_lab.home / "runs" / "single-server").glob("*drill*")) == []
+    assert docker_client().containers.get("labctl-single-server-app-1").status == "paused"  # left as it was
     drill_lab.ok("heal", "single-server")
