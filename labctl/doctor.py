@@ -12,7 +12,6 @@ import functools
 import os
 import re
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from typing import Any
 
 from labctl.errors import LabctlError
 from labctl.process import run
-from labctl.runtime.dockerenv import compose_version, docker_client, engine_errors, port_holder, port_is_free
+from labctl.runtime.dockerenv import compose_version, engine_errors, port_holder, port_is_free
+from labctl.runtime.probes import engine_info, has_image, pause_and_unpause, remove_stale, run_to_end
 
 NETTOOLS_IMAGE = "labctl/nettools:local"
 PROBE_LABEL = {"io.labctl.doctor": "1"}
@@ -74,7 +74,7 @@ def _guard(name: str, check: Callable[[], Check]) -> Check:
 
 
 def _engine_check() -> Check:
-    info = docker_client().info()
+    info = engine_info()
     detail = (f"server {info.get('ServerVersion')}, storage {info.get('Driver')}, "
               f"cgroup v{info.get('CgroupVersion', '?')}")
     return Check("docker engine", "ok", detail)
@@ -100,7 +100,7 @@ def supported_faults() -> dict[str, bool]:
 
 @functools.cache
 def _probe_faults() -> tuple[Check, ...]:
-    image = NETTOOLS_IMAGE if docker_client().images.list(name=NETTOOLS_IMAGE) else None
+    image = NETTOOLS_IMAGE if has_image(NETTOOLS_IMAGE) else None
     _sweep_stale()
     probes: list[tuple[list[str], Probe]] = [
         (list(NETWORK_PROBES), lambda: _network_probes(image)),
@@ -125,22 +125,12 @@ def _guard_probe(names: list[str], probe: Probe) -> list[Check]:
 
 def _sweep_stale() -> None:
     """Remove probe containers a killed earlier run left behind (not a concurrent run's)."""
-    stale = docker_client().containers.list(all=True, sparse=True, filters={"label": "io.labctl.doctor=1"})
-    for container in stale:
-        if time.time() - int(container.attrs.get("Created", 0)) > STALE_AFTER:
-            container.remove(force=True)
+    remove_stale(PROBE_LABEL, STALE_AFTER)
 
 
 def _run_probe(image: str, command: list[str], **options: Any) -> tuple[int, str]:
     """Run a labelled throwaway container to its end: exit code and output. Always removed."""
-    container = docker_client().containers.create(image, command, labels=PROBE_LABEL, network_mode="none",
-                                                  **options)
-    try:
-        container.start()
-        code = int(container.wait(timeout=PROBE_TIMEOUT)["StatusCode"])
-        return code, bytes(container.logs(stdout=True, stderr=True)).decode("utf-8", "replace")
-    finally:
-        container.remove(force=True)
+    return run_to_end(image, command, PROBE_LABEL, PROBE_TIMEOUT, **options)
 
 
 def probe_script() -> str:
@@ -186,15 +176,10 @@ def _network_check(name: str, said: str | None, where: str) -> Check:
 def _pause_probe(image: str | None) -> Check:
     if image is None:
         return Check("fault: pause", "warn", _NO_IMAGE)
-    container = docker_client().containers.create(image, ["sleep", "30"], labels=PROBE_LABEL, network_mode="none")
     try:
-        container.start()
-        container.pause()
-        container.unpause()
+        pause_and_unpause(image, PROBE_LABEL)
     except engine_errors() as exc:
         return _refused("pause", exc)
-    finally:
-        container.remove(force=True)
     return Check("fault: pause", "ok", "docker pause/unpause works (cgroup freezer)")
 
 
@@ -244,6 +229,6 @@ def _memory_probe(image: str | None) -> Check:
 
 
 def _from_info(name: str, flag: str) -> Check:
-    ok = bool(docker_client().info().get(flag))
+    ok = bool(engine_info().get(flag))
     detail = f"docker info says {flag}={str(ok).lower()} (not run: no {NETTOOLS_IMAGE} image)"
     return Check(f"fault: {name}", "ok" if ok else "unsupported", detail)

@@ -86,3 +86,11 @@ class CommandError(LabctlError):
                 lines.append(f"{name}:")
                 lines.extend(f"    {line}" for line in tail)
         return "\n".join(lines)
+
+
+class EngineError(LabctlError):
+    """The engine refused an operation on a container (the message is its explanation)."""
+
+
+class ContainerGoneError(EngineError):
+    """The container an operation names is not there (removed meanwhile, or never made)."""

@@ -12,17 +12,15 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from labctl import paths
 from labctl.errors import ImageError, UsageError
 from labctl.process import run
-from labctl.runtime.dockerenv import docker_client
+from labctl.runtime.images_build import ImageRecord, build_image, find_image, import_rootfs, pull_image
 
 PROFILES = ("upstream", "local")
 ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns")
@@ -152,27 +150,7 @@ def debian_mirror() -> str:
 
 def image_present(ref: str) -> bool:
     """True when the image is in the local engine."""
-    return _image(ref) is not None
-
-
-def _image(ref: str) -> Any | None:
-    import docker.errors
-
-    try:
-        return docker_client().images.get(ref)
-    except docker.errors.ImageNotFound:
-        return None
-
-
-def _try_pull(ref: str) -> bool:
-    import docker.errors
-
-    repository, _, tag = ref.partition(":")
-    try:
-        docker_client().images.pull(repository, tag=tag or "latest")
-    except docker.errors.APIError:
-        return False
-    return True
+    return find_image(ref) is not None
 
 
 def upstream_base(role: str) -> str:
@@ -191,7 +169,7 @@ def resolve_profile(requested: str | None, roles: Sequence[str],
     if requested:
         return check_profile(requested), "asked for with --profile"
     for ref in _upstream_needs(roles):
-        if _image(ref) is None and not _try_pull(ref):
+        if find_image(ref) is None and not pull_image(ref):
             return "local", (f"{ref} is not here and cannot be pulled; built from Debian "
                              f"packages instead: {local_instead(blocks or {role: [role] for role in roles})}")
     return "upstream", "official images are available"
@@ -230,20 +208,20 @@ def _ensure_role(role: str, profile: str, force: bool, events: Events) -> BuildR
     started = time.monotonic()
     ref = image_ref(role, profile)
     if not _is_built_here(role, profile):
-        if _image(ref) is not None:
+        if find_image(ref) is not None:
             return BuildResult(role, ref, "present", 0.0)
         events(f"pulling {ref}")
-        if not _try_pull(ref):
+        if not pull_image(ref):
             raise ImageError(f"cannot pull {ref}; use the local profile instead (--profile local)")
         return BuildResult(role, ref, "pulled", time.monotonic() - started)
     base_ref = BASE_IMAGE if profile == "local" else upstream_base(role)
-    base = _image(base_ref)
+    base = find_image(base_ref)
     if base is None and profile == "upstream":
-        if not _try_pull(base_ref):
+        if not pull_image(base_ref):
             raise ImageError(f"cannot pull {base_ref} for the {role} image; use --profile local")
-        base = _image(base_ref)
+        base = find_image(base_ref)
     digest = inputs_digest(role, profile, base.id if base else "")
-    current = _image(ref)
+    current = find_image(ref)
     if not force and current is not None and current.labels.get(INPUTS_LABEL) == digest:
         return BuildResult(role, ref, "up to date", 0.0)
     _docker_build(role, profile, ref, digest, events)
@@ -254,11 +232,8 @@ def _docker_build(role: str, profile: str, ref: str, digest: str, events: Events
     context = paths.images_dir() / CONTEXTS[role]
     events(f"building {ref}")
     log: list[str] = []
-    stream = docker_client().api.build(
-        path=str(context), dockerfile=dockerfile(role, profile).name, tag=ref, rm=True, forcerm=True,
-        decode=True, buildargs={"DEBIAN_MIRROR": debian_mirror()},
-        labels={IMAGE_LABEL: role, INPUTS_LABEL: digest},
-    )
+    stream = build_image(context, dockerfile(role, profile).name, ref, {"DEBIAN_MIRROR": debian_mirror()},
+                         {IMAGE_LABEL: role, INPUTS_LABEL: digest})
     for chunk in stream:
         if "error" in chunk:
             tail = "\n".join(log[-25:])
@@ -277,7 +252,7 @@ def ensure_base(force: bool = False, on_event: Events | None = None) -> BuildRes
     events = on_event or _quiet
     started = time.monotonic()
     digest = hashlib.sha256(f"{BASE_SUITE}\0minbase".encode()).hexdigest()[:16]
-    current = _image(BASE_IMAGE)
+    current = find_image(BASE_IMAGE)
     if not force and current is not None and current.labels.get(INPUTS_LABEL) == digest:
         return BuildResult("base", BASE_IMAGE, "up to date", 0.0)
     _require_debootstrap()
@@ -298,22 +273,12 @@ def _require_debootstrap() -> None:
 
 
 def _import_rootfs(rootfs: Path, digest: str) -> None:
-    changes = [f"LABEL {IMAGE_LABEL}=base {INPUTS_LABEL}={digest}", 'CMD ["bash"]']
-    argv = ["docker", "import", *(x for c in changes for x in ("--change", c)), "-", BASE_IMAGE]
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    try:
-        result = subprocess.run(argv, stdin=tar.stdout, capture_output=True, text=True, check=False)
-    finally:
-        if tar.stdout is not None:
-            tar.stdout.close()
-        tar.wait()
-    if result.returncode != 0 or tar.returncode != 0:
-        raise ImageError(f"docker import of {BASE_IMAGE} failed: {result.stderr.strip()}")
+    import_rootfs(rootfs, BASE_IMAGE, [f"LABEL {IMAGE_LABEL}=base {INPUTS_LABEL}={digest}", 'CMD ["bash"]'])
 
 
 def list_images() -> list[ImageInfo]:
     """Every role's image in both profiles, present or not."""
-    base = _image(BASE_IMAGE)
+    base = find_image(BASE_IMAGE)
     infos = []
     for profile in PROFILES:
         for role in ROLES:
@@ -321,14 +286,13 @@ def list_images() -> list[ImageInfo]:
     return infos
 
 
-def _info(role: str, profile: str, local_base: Any | None) -> ImageInfo:
+def _info(role: str, profile: str, local_base: ImageRecord | None) -> ImageInfo:
     ref = image_ref(role, profile)
-    image = _image(ref)
+    image = find_image(ref)
     if image is None:
         return ImageInfo(role, profile, ref, False, False, 0.0, "")
     up_to_date = True
     if _is_built_here(role, profile):
-        base = local_base if profile == "local" else _image(upstream_base(role))
+        base = local_base if profile == "local" else find_image(upstream_base(role))
         up_to_date = image.labels.get(INPUTS_LABEL) == inputs_digest(role, profile, base.id if base else "")
-    size = float(image.attrs.get("Size", 0)) / 1e6
-    return ImageInfo(role, profile, ref, True, up_to_date, round(size, 1), str(image.attrs.get("Created", ""))[:19])
+    return ImageInfo(role, profile, ref, True, up_to_date, round(image.size / 1e6, 1), image.created[:19])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from labctl import images, paths
@@ -14,8 +13,9 @@ from labctl.errors import HealthTimeoutError, LabctlError, PortBusyError
 from labctl.model.lab import Lab
 from labctl.render import RenderedLab, render_lab
 from labctl.running import write_snapshot
-from labctl.runtime import compose, inventory
-from labctl.runtime.dockerenv import docker_client, port_holder, port_is_free, require_engine
+from labctl.runtime import inventory, local_runtime
+from labctl.runtime.base import Removal
+from labctl.runtime.dockerenv import port_holder, port_is_free
 
 Progress = Callable[[str], None]
 POLL_SECONDS = 0.25
@@ -39,14 +39,8 @@ class UpResult:
     seconds: float
 
 
-@dataclass
-class DownResult:
-    """What `down` removed, and what it had to leave (with the reason)."""
-
-    containers: list[str] = field(default_factory=list)
-    networks: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
+# What `down` removed, and what it had to leave (with the reason).
+DownResult = Removal
 
 
 @dataclass(frozen=True)
@@ -115,7 +109,7 @@ def render(lab: Lab, profile: str | None = None, progress: Progress = _quiet) ->
 
 def check_ports(lab: Lab) -> None:
     """Fail before anything starts when a published port is taken by something else."""
-    ours = {p for s in inventory.service_states(lab.name) for p in _ports_of(s)}
+    ours = {p for s in local_runtime().containers(lab.name) for p in _ports_of(s)}
     for name, (block, _base) in lab.endpoints().items():
         port = next((p for p in block.host_ports(name) if p not in ours and not _free_soon(p, lab.bind)), None)
         if port is None:
@@ -145,14 +139,14 @@ def _ports_of(state: inventory.ServiceState) -> list[int]:
 def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress: Progress = _quiet) -> UpResult:
     """Render and start a lab, then wait until every service is healthy."""
     started = time.monotonic()
-    require_engine()
+    local_runtime().require()
     refuse_paused(lab.name)
     check_ports(lab)
     chosen, reason, refs = prepare_images(lab, profile, progress)
     rendered = render_lab(lab, refs)
     write_snapshot(lab, refs)
     progress(f"rendered {rendered.compose_file}")
-    running = {s.name for s in inventory.service_states(lab.name) if s.state == "running"}
+    running = {s.name for s in local_runtime().containers(lab.name) if s.state == "running"}
     try:
         _start_and_wait(lab, rendered, timeout, progress)
         apply_changes(lab, rendered, running, progress)
@@ -168,7 +162,7 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
 
 def refuse_paused(lab: str) -> None:
     """Compose cannot start a paused container; say how to unpause it instead of Docker's error."""
-    paused = [s.name for s in inventory.service_states(lab) if s.state == "paused"]
+    paused = [s.name for s in local_runtime().containers(lab) if s.state == "paused"]
     if paused:
         raise LabctlError(f"{', '.join(paused)} of lab '{lab}' {'is' if len(paused) == 1 else 'are'} paused: "
                           f"'labctl heal {lab}' unpauses what labctl paused, then run up again")
@@ -181,8 +175,7 @@ def _remove_interrupted(lab: str, settle: float = 1.0, timeout: float = 20.0) ->
     while True:
         down(lab)
         time.sleep(settle)
-        left = inventory.lab_containers(lab) or inventory.lab_networks(lab)
-        if not left or time.monotonic() > deadline:
+        if not local_runtime().has_objects(lab) or time.monotonic() > deadline:
             return
 
 
@@ -200,15 +193,15 @@ def _remove_extra_instances(lab: Lab, progress: Progress) -> None:
     # After a scale-down: containers of this lab that the lab no longer has. They carry
     # this lab's labels, so they are labctl's own; the load balancer has already let go.
     expected = {i for b in lab.blocks.values() for i in b.instances()}
-    extra = [s for s in inventory.service_states(lab.name) if s.name not in expected]
+    extra = [s for s in local_runtime().containers(lab.name) if s.name not in expected]
     for state in extra:
         progress(f"removing {state.name}")
-        docker_client().containers.get(state.container).remove(force=True, v=True)
+        local_runtime().remove_container(state.container)
 
 
 def _start_and_wait(lab: Lab, rendered: RenderedLab, timeout: float, progress: Progress) -> None:
     expected = [i for b in lab.blocks.values() for i in b.instances()]
-    process = compose.start_up(lab.project, rendered.compose_file)
+    process = local_runtime().start_project(lab.project, rendered.compose_file)
     deadline = time.monotonic() + timeout
     try:
         wait_healthy(lab.name, expected, process, deadline, progress)
@@ -230,7 +223,7 @@ def wait_healthy(
     `compose up` (`process`, when one is still running)."""
     unhealthy_since: dict[str, float] = {}
     while True:
-        states = {s.name: s for s in inventory.service_states(lab)}
+        states = {s.name: s for s in local_runtime().containers(lab)}
         healthy = [n for n in expected if n in states and states[n].outcome == "healthy"]
         progress(f"waiting for services: {len(healthy)}/{len(expected)} healthy")
         compose_done = process is None or process.poll() is not None
@@ -287,7 +280,7 @@ def _raise_not_healthy(
     for name in bad:
         if name in states:
             state = states[name]
-            tail = inventory.container_logs_tail(state.container, 15)
+            tail = local_runtime().logs_tail(state.container, 15)
             hint = " (137 is SIGKILL: out of memory, or killed)" if "(137)" in state.status_text else ""
             lines += [f"--- {name}: {state.status_text}{hint}; last log lines:", tail or "    (none)"]
     lines.append(f"Inspect with 'labctl logs {lab}', remove with 'labctl down {lab}'.")
@@ -296,42 +289,19 @@ def _raise_not_healthy(
 
 def down(lab: str | None) -> DownResult:
     """Remove everything labctl created for one lab (or for all labs), and nothing else."""
-    require_engine()
-    result = DownResult()
-    containers = inventory.lab_containers(lab)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        # v=True takes the container's anonymous volumes (the official db images' datadir) with
-        # it: they were made for this container alone; named volumes are left to the label sweep.
-        list(pool.map(lambda c: c.remove(force=True, v=True), containers))
-    result.containers = sorted(c.name for c in containers)
-    for network in inventory.lab_networks(lab):
-        _remove_network(network, result)
-    for volume in inventory.lab_volumes(lab):
-        volume.remove(force=True)
-        result.volumes.append(volume.name)
-    return result
-
-
-def _remove_network(network: object, result: DownResult) -> None:
-    import docker.errors
-
-    try:
-        network.remove()  # type: ignore[attr-defined]
-        result.networks.append(network.name)  # type: ignore[attr-defined]
-    except docker.errors.APIError as exc:
-        # A container labctl did not create is still attached: leave both alone.
-        result.kept.append(f"network {network.name}: {exc.explanation}")  # type: ignore[attr-defined]
+    local_runtime().require()
+    return local_runtime().remove_lab(lab)
 
 
 def status(lab: str | None) -> list[LabStatus]:
     """Status of one lab (even when down) or of every lab that has containers."""
-    require_engine()
-    names = [lab] if lab else inventory.running_labs()
+    local_runtime().require()
+    names = [lab] if lab else local_runtime().labs()
     return [_lab_status(name) for name in names]
 
 
 def _lab_status(name: str) -> LabStatus:
-    services = inventory.service_states(name)
+    services = local_runtime().containers(name)
     endpoints: dict[str, str] = {}
     for state in services:
         endpoints.update(state.endpoints)
@@ -340,14 +310,15 @@ def _lab_status(name: str) -> LabStatus:
 
 def logs_command(lab: str, service: str | None, tail: int, follow: bool) -> list[str]:
     """The command that shows a lab's logs (the CLI runs it attached to the terminal)."""
-    require_engine()
+    local_runtime().require()
     compose_file = paths.compose_dir(lab) / "compose.yaml"
-    known = {s.name for s in inventory.service_states(lab)}
+    known = {s.name for s in local_runtime().containers(lab)}
     if not known:
         raise LabctlError(f"lab '{lab}' has no containers; start it with 'labctl up {lab}'")
     if service and service not in known:
         raise LabctlError(f"lab '{lab}' has no service '{service}' (services: {', '.join(sorted(known))})")
-    return compose.logs_argv(f"labctl-{lab}", compose_file if compose_file.is_file() else None, service, tail, follow)
+    return local_runtime().logs_command(f"labctl-{lab}", compose_file if compose_file.is_file() else None, service,
+                                        tail, follow)
 
 
 def rendered_path(lab: str) -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 from labctl import paths
 from labctl.errors import LabctlError
 from labctl.model.lab import Block, Lab
-from labctl.runtime import inventory
+from labctl.runtime import inventory, local_runtime
 
 SNAPSHOT_FILE = "labctl-snapshot.json"
 
@@ -41,7 +41,7 @@ class RunningLab:
 
     def states(self) -> list[inventory.ServiceState]:
         """Every container of the lab with its state and health, right now."""
-        return inventory.service_states(self.name)
+        return local_runtime().containers(self.name)
 
     def require_up(self) -> list[inventory.ServiceState]:
         """The lab's containers; an error saying how to start it when it has none."""

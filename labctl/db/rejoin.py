@@ -19,8 +19,7 @@ from labctl.db import nodes as db
 from labctl.db.secrets import load_secrets
 from labctl.db.setup import install_heartbeat_event, point_at, wait_replicating
 from labctl.model.lab import Lab
-from labctl.runtime import compose
-from labctl.runtime.dockerenv import docker_client
+from labctl.runtime import local_runtime
 
 Progress = Callable[[str], None]
 CATCH_UP_TIMEOUT_S = 300
@@ -132,13 +131,13 @@ def _clone(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -
             connection.close()
     if not restarted_itself:
         # mysqld stopped itself on the cloned data, and the container with it.
-        container = docker_client().containers.get(f"{lab.project}-{node.name}")
-        container.wait(timeout=CLONE_TIMEOUT_S)
-        container.start()
+        container = f"{lab.project}-{node.name}"
+        local_runtime().wait(container, timeout=CLONE_TIMEOUT_S)
+        local_runtime().start(container)
     return True
 
 
 def _recreate(lab: Lab, node: db.Node) -> None:
     # v=True: an official image keeps its datadir in an anonymous volume, which must go too.
-    docker_client().containers.get(f"{lab.project}-{node.name}").remove(force=True, v=True)
-    compose.run_services(lab.project, paths.compose_dir(lab.name) / "compose.yaml", [node.name])
+    local_runtime().remove_container(f"{lab.project}-{node.name}")
+    local_runtime().run_services(lab.project, paths.compose_dir(lab.name) / "compose.yaml", [node.name])

@@ -22,9 +22,9 @@ from typing import Any
 from labctl import images, kinds, paths
 from labctl.doctor import supported_faults
 from labctl.durations import parse_duration
-from labctl.errors import LabctlError, UsageError
+from labctl.errors import ContainerGoneError, EngineError, LabctlError, UsageError
 from labctl.running import RunningLab, attach
-from labctl.runtime.dockerenv import docker_client, require_engine
+from labctl.runtime import local_runtime
 
 RULE_COMMENT = "labctl"
 HOG_PID = "/tmp/labctl-cpu-hog.pid"
@@ -60,9 +60,7 @@ def active_faults(lab: str) -> list[Fault]:
 def faults_in_effect(lab: str) -> list[Fault]:
     """Active faults whose container is still the one they were injected into: a container
     removed or created again since (`down` and `up`, a rebuilt db node) carries none."""
-    from labctl.runtime import inventory
-
-    created = {s.container: s.created for s in inventory.service_states(lab)}
+    created = {s.container: s.created for s in local_runtime().containers(lab)}
     return [f for f in active_faults(lab) if f.container in created and created[f.container] <= f.at]
 
 
@@ -87,16 +85,7 @@ def helper_image() -> str:
 
 def in_netns(container: str, command: list[str]) -> str:
     """Run a command in a container's network namespace from the helper image."""
-    output = docker_client().containers.run(
-        helper_image(), command, network_mode=f"container:{container}", cap_add=["NET_ADMIN"],
-        remove=True, stdout=True, stderr=True, labels={"io.labctl.chaos-helper": "1"},
-    )
-    return bytes(output).decode("utf-8", "replace")
-
-
-def _lab_subnet(container: Any) -> tuple[str, str]:
-    network = next(iter(container.attrs["NetworkSettings"]["Networks"].values()))
-    return f"{network['IPAddress']}/{network['IPPrefixLen']}", str(network["Gateway"])
+    return local_runtime().exec_in_netns(container, command, helper_image())
 
 
 # The faults that read each parameter, and what its value must be.
@@ -142,7 +131,7 @@ def inject(running: RunningLab, fault: str, target: str, params: dict[str, Any])
     wrong = parameter_problems(fault, params)
     if wrong:
         raise UsageError("; ".join(f"--{key}: {text}" for key, text in wrong))
-    require_engine()
+    local_runtime().require()
     _check_supported(fault)
     lab = running.name
     states = running.resolve(target)
@@ -166,12 +155,10 @@ def _check_supported(fault: str) -> None:
 
 def revert(lab: str, fault: Fault) -> None:
     """Undo one fault; a target that is gone counts as reverted."""
-    import docker.errors
-
     for command in fault.revert:
         # A target restarted since (or still down) has a fresh network namespace with nothing to undo.
-        network = (docker.errors.ContainerError, docker.errors.APIError) if command[0] == "netns" else ()
-        with contextlib.suppress(docker.errors.NotFound, *network):
+        network = (EngineError,) if command[0] == "netns" else ()
+        with contextlib.suppress(ContainerGoneError, *network):
             _run_revert(fault.container, command)
     fault.reverted_at = time.time()
     _journal(lab, "revert", fault)
@@ -179,25 +166,24 @@ def revert(lab: str, fault: Fault) -> None:
 
 def _run_revert(container: str, command: list[str]) -> None:
     action, *rest = command
+    runtime = local_runtime()
     if action == "exec-in":  # a command in another container of the lab (the dns server), in the background
-        docker_client().containers.get(rest[0]).exec_run(rest[1:], detach=True)
+        runtime.exec(rest[0], rest[1:], detach=True)
         return
-    target = docker_client().containers.get(container)
     if action == "start":
-        target.start()
+        runtime.start(container)
     elif action == "unpause":
-        target.reload()
-        if target.status == "paused":
-            target.unpause()
+        if runtime.state(container) == "paused":
+            runtime.unpause(container)
     elif action == "exec":
-        target.exec_run(rest)
+        runtime.exec(container, rest)
     elif action == "netns":
         in_netns(container, rest)
 
 
 def heal(lab: str) -> list[Fault]:
     """Revert every active fault of a lab (newest first), then sweep leftover rules and qdiscs."""
-    require_engine()
+    local_runtime().require()
     faults = active_faults(lab)
     for fault in reversed(faults):
         revert(lab, fault)
@@ -223,19 +209,15 @@ def heal_lab(lab: str) -> Healed:
 
 def start_exited(lab: str) -> list[str]:
     """Start the containers of a lab that have exited; returns their instance names."""
-    from labctl.runtime import inventory
-
-    exited = [s for s in inventory.service_states(lab) if s.state == "exited"]
+    exited = [s for s in local_runtime().containers(lab) if s.state == "exited"]
     for state in exited:
-        lab_container(state.container).start()
+        local_runtime().start(state.container)
     return [s.name for s in exited]
 
 
 def _sweep_network(lab: str) -> None:
     # Belt and braces: rules labctl tagged and qdiscs it adds, even if the record was lost.
-    from labctl.runtime import inventory
-
-    for state in inventory.service_states(lab):
+    for state in local_runtime().containers(lab):
         if state.state != "running":
             continue
         script = ("iptables-save | grep -- '--comment " + RULE_COMMENT + "' | sed 's/^-A /-D /' | "
@@ -251,33 +233,29 @@ def network_leftovers(container: str) -> str:
     return in_netns(container, ["bash", "-c", script]).strip()
 
 
-def lab_container(name: str) -> Any:
-    return docker_client().containers.get(name)
-
-
 def _kill(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    lab_container(name).kill()
+    local_runtime().kill(name)
     return [["start"]]
 
 
 def _stop(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    lab_container(name).stop(timeout=2)
+    local_runtime().stop(name, timeout=2)
     return [["start"]]
 
 
 def _start(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    lab_container(name).start()
+    local_runtime().start(name)
     _forget(lab, name, ("kill", "stop"))
     return []
 
 
 def _restart(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    lab_container(name).restart(timeout=2)
+    local_runtime().restart(name, timeout=2)
     return []
 
 
 def _pause(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    lab_container(name).pause()
+    local_runtime().pause(name)
     return [["unpause"]]
 
 
@@ -303,20 +281,21 @@ def _iptables(rules: list[list[str]], name: str) -> list[list[str]]:
 
 
 def _partition(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    target = lab_container(name)
+    runtime = local_runtime()
     if params.get("from"):
         other = attach(lab).resolve(str(params["from"]))
-        peers = [_lab_subnet(lab_container(s.container))[0].split("/")[0] for s in other]
+        peers = [runtime.address(s.container).cidr.split("/")[0] for s in other]
     else:
-        subnet, gateway = _lab_subnet(target)
-        peers = [subnet]
+        address = runtime.address(name)
+        gateway = address.gateway
+        peers = [address.cidr]
     rules = [[chain, flag, peer, "-j", "DROP"] for peer in peers
              for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d"))]
     if not params.get("from"):
         # The host reaches published ports through the gateway: keep that path open. Rules are
         # inserted at the top (-I), so the ACCEPTs go in last to be matched first.
         rules += [["INPUT", "-s", gateway, "-j", "ACCEPT"], ["OUTPUT", "-d", gateway, "-j", "ACCEPT"]]
-    return _iptables(rules, target.name)
+    return _iptables(rules, name)
 
 
 def _loss(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
@@ -339,10 +318,10 @@ def _latency(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
 
 
 def _app_switch(name: str, path: str) -> None:
-    result = lab_container(name).exec_run(["python3", "-c", _switch_script(path)])
+    result = local_runtime().exec(name, ["python3", "-c", _switch_script(path)])
     if result.exit_code != 0:
         raise LabctlError(f"{name} did not take the switch {path}: is it an app container? "
-                          f"{result.output.decode(errors='replace').strip()[-200:]}")
+                          f"{result.output.strip()[-200:]}")
 
 
 def _slow(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
@@ -361,8 +340,8 @@ def _switch_script(path: str) -> str:
 
 
 def _cpu_hog(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
-    lab_container(name).exec_run(["bash", "-c", f"echo $$ > {HOG_PID}; exec bash -c 'while :; do :; done'"],
-                              detach=True)
+    local_runtime().exec(name, ["bash", "-c", f"echo $$ > {HOG_PID}; exec bash -c 'while :; do :; done'"],
+                         detach=True)
     return [["exec", "bash", "-c", f"kill $(cat {HOG_PID}) && rm -f {HOG_PID}"]]
 
 

@@ -17,7 +17,7 @@ from labctl.model.lab import Lab, load_lab
 from labctl.model.overrides import parse_overrides
 from labctl.render import render_lab, rendered_state
 from labctl.running import write_snapshot
-from labctl.runtime import compose, inventory
+from labctl.runtime import local_runtime
 
 Progress = lifecycle.Progress
 
@@ -43,7 +43,7 @@ def parse_scale(spec: str) -> tuple[str, int]:
 
 def _rendered_state(lab: str) -> dict[str, Any]:
     state = rendered_state(lab)
-    if state is None or not inventory.service_states(lab):
+    if state is None or not local_runtime().containers(lab):
         raise LabctlError(f"lab '{lab}' is not up; start it with 'labctl up {lab}'")
     return state
 
@@ -60,14 +60,14 @@ def scale(lab_name: str, block_name: str, count: int, progress: Progress) -> Sca
     kept = [o for o in state["overrides"] if not o.startswith(f"{block_name}.replicas=")]
     lab = load_lab(lab_name, parse_overrides([*kept, f"{block_name}.replicas={count}"]))
     block = lab.blocks[block_name]
-    running = {s.name for s in inventory.service_states(lab_name) if s.state == "running"}
+    running = {s.name for s in local_runtime().containers(lab_name) if s.state == "running"}
     before = sum(1 for name in running if name.startswith(f"{block.service_base}-"))
     rendered = render_lab(lab, state["images"])
     write_snapshot(lab, state["images"])
     new = [name for name in block.instances() if name not in running]
     if new:
         progress(f"starting {', '.join(new)}")
-        compose.run_services(lab.project, rendered.compose_file, new)
+        local_runtime().run_services(lab.project, rendered.compose_file, new)
         lifecycle.wait_services_healthy(lab_name, new, progress)
     lifecycle.apply_changes(lab, rendered, running, progress)
     return ScaleResult(lab_name, block_name, before, count, time.monotonic() - started)
@@ -109,7 +109,7 @@ def sweep(lab_name: str, grid: dict[str, list[str]], options: LoadOptions, progr
     labs = [load_lab(lab_name, parse_overrides(combo)) for combo in combos]  # every problem before any start
     check_options(lab_name, options)
     run_dir = new_run_dir(lab_name, "sweep")
-    was_down = not inventory.lab_containers(lab_name)
+    was_down = not local_runtime().containers(lab_name)
     before = None if was_down else rendered_state(lab_name)
     rows = []
     try:

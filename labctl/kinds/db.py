@@ -132,15 +132,15 @@ class DbKind(BlockKind):
 
 def _replica_delay(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
     from labctl.db.nodes import lab_flavor
-    from labctl.experiments.chaos import lab_container
     from labctl.running import attach
+    from labctl.runtime import local_runtime
 
     flavor = lab_flavor(attach(lab).lab)
     seconds = max(1, round(int(params.get("ms", 2000)) / 1000))
-    result = lab_container(name).exec_run(_db_client(flavor.delay_statements(seconds)))
+    result = local_runtime().exec(name, _db_client(flavor.delay_statements(seconds)))
     if result.exit_code != 0:
         raise LabctlError(f"{name} did not take a replication delay of {seconds} s: is it a db replica? "
-                          f"{result.output.decode(errors='replace').strip()[-200:]}")
+                          f"{result.output.strip()[-200:]}")
     return [["exec", *_db_client(flavor.delay_statements(0))]]
 
 

@@ -110,31 +110,32 @@ class DnsKind(BlockKind):
         return {"withdraw": _withdraw}
 
     def reload(self, lab: Lab, block: Block, progress: Progress) -> None:
-        from labctl.runtime.dockerenv import docker_client
+        from labctl.runtime import local_runtime
 
         progress(f"reloading {block.service_base} for its new records")
-        container = docker_client().containers.get(f"{lab.project}-{block.service_base}")
-        result = container.exec_run(["sh", "-c", "cp /etc/labctl-dns/db.zone /var/lib/bind/db.zone && kill -HUP 1"])
+        container = f"{lab.project}-{block.service_base}"
+        reload = "cp /etc/labctl-dns/db.zone /var/lib/bind/db.zone && kill -HUP 1"
+        result = local_runtime().exec(container, ["sh", "-c", reload])
         if result.exit_code != 0:
-            raise LabctlError(f"DNS reload failed in {container.name}: {result.output.decode().strip()}")
+            raise LabctlError(f"DNS reload failed in {container}: {result.output.strip()}")
 
 
 def _withdraw(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
     # The operator's (or a monitor's) move: take the replica's A record out of the lab's DNS
     # server. Clients that cached it keep using it until their TTL runs out.
-    from labctl.experiments.chaos import lab_container
     from labctl.running import attach
+    from labctl.runtime import local_runtime
 
     running = attach(lab)
     dns_blocks = {b.name for b in running.lab.blocks_of(DnsKind.name)}
     servers = [s.container for s in running.states() if s.block in dns_blocks and s.state == "running"]
     if not servers:
         raise LabctlError(f"lab '{lab}' has no running dns block to withdraw {name} from")
-    instance = lab_container(name).labels.get("io.labctl.instance", name)
+    instance = local_runtime().labels(name).get("io.labctl.instance", name)
     marker = f"; {instance}$"
     for server in servers:
-        result = lab_container(server).exec_run(["sh", "-c", f"grep -q '{marker}' {_ZONE} && "
-                                                 f"sed -i '/{marker}/d' {_ZONE} && kill -HUP 1"])
+        result = local_runtime().exec(server, ["sh", "-c", f"grep -q '{marker}' {_ZONE} && "
+                                               f"sed -i '/{marker}/d' {_ZONE} && kill -HUP 1"])
         if result.exit_code != 0:
             raise LabctlError(f"{server} has no A record for {instance} to withdraw")
     # The record comes back once the replica answers again (or after 60 s): handing out the

@@ -104,11 +104,11 @@ class HaproxyKind(LoadBalancerKind):
                 *_discovery_problems(name, block, blocks)]
 
     def reload(self, lab: Lab, block: Block, progress: Progress) -> None:
-        from labctl.runtime.dockerenv import docker_client
+        from labctl.runtime import local_runtime
 
         progress(f"reloading {block.service_base} for its new config")
-        container = docker_client().containers.get(f"{lab.project}-{block.service_base}")
-        container.kill(signal="SIGUSR2")  # HAProxy's master (-W) reloads its workers on USR2
+        # HAProxy's master (-W) reloads its workers on USR2.
+        local_runtime().kill(f"{lab.project}-{block.service_base}", signal="SIGUSR2")
 
 
 def routes_database(lab: Lab, block: Block) -> bool:

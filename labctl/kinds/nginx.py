@@ -121,33 +121,33 @@ class NginxKind(LoadBalancerKind):
             ensure_tls(folder / block.name, lab.name, block.service_base, lab.bind)
 
     def reload(self, lab: Lab, block: Block, progress: Progress) -> None:
-        from labctl.runtime.dockerenv import docker_client
+        from labctl.runtime import local_runtime
 
         progress(f"reloading {block.service_base} for its new config")
-        container = docker_client().containers.get(f"{lab.project}-{block.service_base}")
+        container = f"{lab.project}-{block.service_base}"
         old = _workers(container)
-        result = container.exec_run(["nginx", "-s", "reload"])
+        result = local_runtime().exec(container, ["nginx", "-s", "reload"])
         if result.exit_code != 0:
-            raise LabctlError(f"nginx reload failed in {container.name}: {result.output.decode().strip()}")
+            raise LabctlError(f"nginx reload failed in {container}: {result.output.strip()}")
         _wait_new_workers(container, old)
 
 
-def _workers(container: Any) -> set[str]:
+def _workers(container: str) -> set[str]:
     """PIDs of the Nginx workers taking new connections (not those finishing old ones)."""
-    top = container.top()
-    pid, cmd = top["Titles"].index("PID"), top["Titles"].index("CMD")
-    return {row[pid] for row in top["Processes"]
-            if "worker process" in row[cmd] and "shutting down" not in row[cmd]}
+    from labctl.runtime import local_runtime
+
+    return {pid for pid, cmd in local_runtime().processes(container)
+            if "worker process" in cmd and "shutting down" not in cmd}
 
 
-def _wait_new_workers(container: Any, old: set[str], timeout: float = 10.0) -> None:
+def _wait_new_workers(container: str, old: set[str], timeout: float = 10.0) -> None:
     # `nginx -s reload` only signals the master: until it has started workers with the new
     # config, new connections still reach the old ones. A config the master rejects keeps them.
     deadline = time.monotonic() + timeout
     while (workers := _workers(container)) == set() or workers & old:
         if time.monotonic() > deadline:
-            raise LabctlError(f"nginx in {container.name} kept its old config after a reload; "
-                              f"see 'docker logs {container.name}'")
+            raise LabctlError(f"nginx in {container} kept its old config after a reload; "
+                              f"see 'docker logs {container}'")
         time.sleep(POLL_SECONDS)
 
 

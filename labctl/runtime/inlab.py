@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from labctl.runtime import inventory
+from labctl.runtime import local_runtime
 
 CLIENT_SCRIPT = "/opt/labctl/labclient.py"
 # Requests per second per simulated client when no --rate is given: the in-lab client always
@@ -21,7 +21,7 @@ def client_container(lab: str) -> str | None:
     """The running container of the lab's client block, or None when load comes from outside."""
     from labctl import kinds
 
-    for state in inventory.service_states(lab):
+    for state in local_runtime().containers(lab):
         kind = kinds.REGISTRY.get(state.kind)
         if kind is not None and kind.sends_load and state.state == "running":
             return state.container
@@ -34,9 +34,10 @@ def effective_rate(users: int, rate: float | None) -> float:
 
 
 def client_argv(container: str, users: int, rate: float, duration_s: float, path: str) -> list[str]:
-    """`docker exec` of the client script with `users` stub clients at `rate` req/s in total."""
-    return ["docker", "exec", container, "python3", CLIENT_SCRIPT, "load", "--clients", str(users),
-            "--rate", f"{rate:g}", "--duration", f"{duration_s:g}", "--path", path]
+    """The client script run in its container with `users` stub clients at `rate` req/s in total."""
+    return local_runtime().exec_command(container, [
+        "python3", CLIENT_SCRIPT, "load", "--clients", str(users),
+        "--rate", f"{rate:g}", "--duration", f"{duration_s:g}", "--path", path])
 
 
 def start_clients(container: str, users: int, rate: float, duration_s: float, path: str,
@@ -49,11 +50,9 @@ def start_clients(container: str, users: int, rate: float, duration_s: float, pa
 
 def stop_clients(lab: str) -> None:
     """Stop the in-lab clients early: ending `docker exec` would leave them running inside."""
-    from labctl.runtime.dockerenv import docker_client
-
     container = client_container(lab)
     if container is None:
         return
     script = ("for p in /proc/[0-9]*; do [ \"${p#/proc/}\" != $$ ] && grep -q labclient.py \"$p/cmdline\" "
               "2>/dev/null && grep -q load \"$p/cmdline\" && kill \"${p#/proc/}\"; done; true")
-    docker_client().containers.get(container).exec_run(["sh", "-c", script])
+    local_runtime().exec(container, ["sh", "-c", script])

@@ -10,40 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from labctl.runtime.base import ServiceState as ServiceState  # re-exported: callers name it inventory.ServiceState
 from labctl.runtime.dockerenv import docker_client
 
 MANAGED = "io.labctl.managed=true"
 LAB_LABEL = "io.labctl.lab"
 PROJECT_LABEL = "com.docker.compose.project"
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    """One container of a lab as Docker sees it now."""
-
-    name: str
-    block: str
-    kind: str
-    container: str
-    state: str
-    health: str
-    endpoints: dict[str, str]
-    status_text: str = ""
-    created: float = 0.0  # when the container was created (Unix time)
-
-    @property
-    def outcome(self) -> str:
-        """starting / healthy / failed, like Compose v1's is_healthy but with three outcomes."""
-        if self.state in ("exited", "dead", "removing"):
-            return "failed"
-        if self.health == "unhealthy":
-            return "failed"
-        if self.state == "running" and self.health in ("healthy", "none"):
-            return "healthy"
-        return "starting"
 
 
 def project_name(lab: str) -> str:

@@ -68,8 +68,8 @@ def test_images_list_fits_80_columns_with_every_name_whole() -> None:
 
 def test_a_profile_that_falls_back_to_local_says_what_each_block_runs_instead(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(images, "_image", lambda ref: None)
-    monkeypatch.setattr(images, "_try_pull", lambda ref: False)
+    monkeypatch.setattr(images, "find_image", lambda ref: None)
+    monkeypatch.setattr(images, "pull_image", lambda ref: False)
     lab = load_lab("db-replication")
     assert blocks_by_role(lab) == {"mysql": ["db"], "app": ["app"]}
     profile, reason = images.resolve_profile(None, required_roles(lab), blocks_by_role(lab))

@@ -60,7 +60,7 @@ def invoke(*args: str) -> tuple[int, str]:
 ])
 def test_arguments_are_checked_before_the_lab(home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
                                               message: str) -> None:
-    for module, name in ((lifecycle, "status"), (inventory, "service_states"), (chaos, "require_engine")):
+    for module, name in ((lifecycle, "status"), (inventory, "service_states"), (chaos, "local_runtime")):
         monkeypatch.setattr(module, name, no_docker)
     assert invoke(*args) == (2, f"error: {message}")
     assert not home.exists()

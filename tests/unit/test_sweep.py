@@ -23,7 +23,7 @@ class Engine:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, running: bool,
                  overrides: list[str] | None, fail_load: bool = False) -> None:
         self.calls: list[str] = []
-        monkeypatch.setattr(inventory, "lab_containers", lambda lab: ["c"] if running else [])
+        monkeypatch.setattr(inventory, "service_states", lambda lab: ["c"] if running else [])
         state = None if overrides is None else {"overrides": overrides, "images": {}}
         monkeypatch.setattr(scaling, "rendered_state", lambda lab: state)
         monkeypatch.setattr(lifecycle, "up", self.up)
