@@ -23,7 +23,7 @@ from labctl.process import run
 from labctl.runtime.images_build import ImageRecord, build_image, find_image, import_rootfs, pull_image
 
 PROFILES = ("upstream", "local")
-ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns")
+ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns", "etcd")
 BASE_IMAGE = "labctl/base:trixie"
 BASE_SUITE = "trixie"
 INPUTS_LABEL = "io.labctl.inputs"
@@ -35,7 +35,7 @@ IMAGE_LABEL = "io.labctl.image"
 # The build context folder under images/ of each role (mysql and mariadb share one).
 CONTEXTS = {
     "app": "app", "nginx": "nginx", "haproxy": "haproxy", "mysql": "db", "mariadb": "db", "nettools": "nettools",
-    "dns": "dns",
+    "dns": "dns", "etcd": "etcd",
 }
 # Roles whose official image runs as it is in the upstream profile.
 UPSTREAM = {
@@ -45,13 +45,17 @@ UPSTREAM = {
 }
 APP_UPSTREAM_BASE = "python:3.12-slim"
 # Roles built here in both profiles, upstream on top of an official image: the app and dns have
-# none of their own (dns is BIND plus labctl's in-lab client, which needs Python beside it), and
+# none of their own (dns is BIND plus labctl's in-lab client, which needs Python beside it), etcd's
+# is not on Docker Hub, and
 # the db nodes add the health agent HAProxy's writer check asks to the official server image.
 UPSTREAM_BASES = {
     "app": APP_UPSTREAM_BASE,
     "dns": APP_UPSTREAM_BASE,
     "mysql": "mysql:8.4",
     "mariadb": "mariadb:11.4",
+    # The official etcd image is on quay.io, not Docker Hub: upstream installs Debian's etcd on
+    # Debian's official image instead.
+    "etcd": "debian:trixie-slim",
 }
 BUILT_IN_BOTH = tuple(UPSTREAM_BASES)
 # What the local profile runs in each role's place (versions as Debian shipped them when written;

@@ -1,0 +1,143 @@
+"""An etcd cluster: 3 or 5 members bootstrapped statically over the lab network (Raft)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from labctl.errors import UsageError
+from labctl.kinds.base import BlockData, BlockKind, Expectation, FieldProblem, Progress
+from labctl.kinds.fragments import CPUS, DRILL_DURATION, DURATION, MEMORY, PORT
+
+if TYPE_CHECKING:
+    from labctl.experiments.events import DrillEvents
+    from labctl.model.lab import Block, Lab
+    from labctl.runtime.inventory import ServiceState
+
+# etcd refuses an election timeout under 5 heartbeats, and over 50 s.
+MIN_HEARTBEATS_PER_ELECTION = 5
+MAX_ELECTION_MS = 50000
+
+
+def duration_ms(text: Any) -> int:
+    """A schema duration ('100ms', '1s', '1m') in milliseconds (the flags etcd takes)."""
+    from labctl.render import duration_ms as parse
+
+    return parse(str(text))
+
+
+def _seconds(text: Any) -> float:
+    return duration_ms(text) / 1000
+
+
+class EtcdKind(BlockKind):
+    name = "etcd"
+    properties: ClassVar[dict[str, Any]] = {
+        "members": {"enum": [3, 5]},
+        "heartbeat": DURATION,
+        "election_timeout": DURATION,
+        "cpus": CPUS,
+        "memory": MEMORY,
+        "publish": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["client"],
+            "description": "a mapping with client: the host port of member 1 (member N gets that port + N - 1)",
+            "properties": {"client": {**PORT, "maximum": 65000}},
+        },
+    }
+    # labctl asks every member who leads through its published client port.
+    required = ("publish",)
+    # etcd's own defaults (--heartbeat-interval 100, --election-timeout 1000).
+    defaults: ClassVar[dict[str, Any]] = {"members": 3, "heartbeat": "100ms", "election_timeout": "1s"}
+    numbered = True
+    target_roles = ("leader", "followers")
+
+    def node_count(self, params: BlockData) -> int:
+        return int(params.get("members", 3))
+
+    def host_ports(self, block: Block, endpoint: str) -> list[int]:
+        base = block.publish.get(endpoint)
+        return [] if base is None else [base + i for i in range(block.node_count)]
+
+    def port_span(self, params: BlockData) -> int:
+        return self.node_count(params)
+
+    def endpoint_urls(self, lab: Lab, block: Block, endpoint: str, port: int, node: int | None) -> dict[str, str]:
+        urls = {instance: f"http://{lab.bind}:{port + index}"
+                for index, instance in enumerate(block.instances()) if node is None or node == index}
+        if node in (None, 0):
+            # `http` is where `labctl load` and drills point Locust: member 1; the etcd user
+            # finds the other members from there and fails over between them itself.
+            urls = {"http": f"http://{lab.bind}:{port}", **urls}
+        return urls
+
+    def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
+        heartbeat = duration_ms(block.get("heartbeat", self.defaults["heartbeat"]))
+        election = duration_ms(block.get("election_timeout", self.defaults["election_timeout"]))
+        if election > MAX_ELECTION_MS:
+            return [((name, "election_timeout"), "expected at most 50s (etcd's limit)")]
+        if election < MIN_HEARTBEATS_PER_ELECTION * heartbeat:
+            return [((name, "election_timeout"), f"expected at least 5 heartbeats ({5 * heartbeat}ms): etcd "
+                     f"refuses a shorter election timeout")]
+        return []
+
+    def after_up(self, lab: Lab, block: Block, progress: Progress, timeout: float) -> None:
+        from labctl.etcd.cluster import wait_for_leader
+
+        found = wait_for_leader(lab, block, timeout, progress)
+        progress(f"{block.name}: leader {found.leader}, term {found.term}, "
+                 f"{len(found.healthy)}/{block.node_count} members healthy")
+
+    def resolve_role(self, lab: Lab, block: Block, role: str,
+                     members: list[ServiceState]) -> list[ServiceState]:
+        from labctl.etcd.cluster import cluster_view
+
+        leader = cluster_view(lab, block).leader
+        running = [s for s in members if s.state == "running"]
+        if role == "leader":
+            chosen = [s for s in running if s.name == leader]
+        else:
+            chosen = [s for s in running if s.name != leader] if leader else []
+        if not chosen:
+            raise UsageError(f"lab '{lab.name}' has no {block.name} {role} right now (no member reports a "
+                             f"leader); see 'labctl status {lab.name}'")
+        return sorted(chosen, key=lambda s: s.name)
+
+    def next_commands(self, lab: Lab, block: Block) -> list[str]:
+        first = f"{lab.project}-{block.instances()[0]}"
+        return [f"docker exec {first} etcdctl endpoint status --cluster -w table"]
+
+    def subscribe(self, lab: Lab, block: Block, events: DrillEvents, progress: Progress) -> None:
+        from labctl.etcd.drill_etcd import EtcdDrill
+
+        EtcdDrill(lab, block, progress).subscribe(events)
+
+    def load_report(self, lab: Lab, block: Block, run_dir: Path, started: float, ended: float,
+                    progress: Progress) -> dict[str, Any]:
+        from labctl.etcd.drill_etcd import writes_report
+        from labctl.experiments import ledger
+
+        if not any(run_dir.glob(ledger.LEDGER_GLOB)):
+            return {}
+        progress("reading every write back from the cluster")
+        return {"db": writes_report(lab, block, run_dir, [])}
+
+    def drill_expectations(self) -> dict[str, Expectation]:
+        # Same names and meaning as the db kind's, so compare puts both in one table.
+        return {
+            "max_lost_writes": Expectation(
+                {"type": "integer", "minimum": 0}, lambda m: m.get("writes", {}).get("lost"),
+                lambda e, o: o is not None and o <= e),
+            "rto_within": Expectation(
+                DRILL_DURATION, lambda m: m.get("rto_s"), lambda e, o: o is not None and o <= _seconds(e)),
+            "election_within": Expectation(
+                DRILL_DURATION, lambda m: (m.get("election") or {}).get("election_s"),
+                lambda e, o: o is not None and o <= _seconds(e)),
+            "max_minority_commits": Expectation(
+                {"type": "integer", "minimum": 0}, lambda m: (m.get("election") or {}).get("minority_commits"),
+                lambda e, o: o is not None and o <= e),
+        }
+
+
+KIND = EtcdKind()
