@@ -91,13 +91,17 @@ def election_report(views: list[ClusterView], faults: list[dict[str, Any]], all_
     term_before = before[-1].term if before else 0
     elected = next((v for v in views if v.at >= at and v.leader and v.leader != old and v.term > term_before), None)
     healed_at = _reverted_at(all_faults, first)
-    cut = [v for v in views if at <= v.at <= healed_at]
+    # Cut off, the old leader keeps the term it led in (pre-vote stops it from raising it); it
+    # learns the new term as soon as it hears from the majority again.
+    cut = [v for v in views if at <= v.at <= healed_at and (m := v.member(old)) is not None
+           and m.reachable and m.term <= term_before]
+    cut_until = cut[-1].at if cut else healed_at
     return {
         "old_leader": old, "term_before": term_before,
         "new_leader": elected.leader if elected else None, "term_after": elected.term if elected else None,
         "election_s": round(elected.at - at, 3) if elected else None,
         "watch_interval_s": WATCH_INTERVAL_S,
-        "minority_commits": _minority_acks(writes, old, at, healed_at)
+        "minority_commits": _minority_acks(writes, old, at, cut_until)
         if first["fault"] == "partition" else None,
         "old_leader_revision_advance": _revision_advance(cut, old) if first["fault"] == "partition" else None,
         "leaders_seen": _leaders_seen(views),

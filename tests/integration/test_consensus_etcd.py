@@ -1,0 +1,68 @@
+"""consensus-etcd on a real Docker engine: three members form one Raft cluster with one
+leader, a load's writes are all read back, and killing the leader elects another within
+the bound and loses no acknowledged write. One lab up for the whole module."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.etcd.cluster import cluster_view
+from labctl.model.lab import load_lab
+from tests.integration.conftest import Cli, lab_objects
+
+LAB = "consensus-etcd"
+
+
+@pytest.fixture(scope="module")
+def etcd_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Cli:
+    runner = Cli(tmp_path_factory.mktemp("etcd") / "home")
+
+    def cleanup() -> None:
+        runner.run("down", LAB)
+        assert lab_objects(LAB) == []
+
+    request.addfinalizer(cleanup)
+    runner.ok("up", LAB)
+    return runner
+
+
+def _view() -> Any:
+    lab = load_lab(LAB)
+    return cluster_view(lab, lab.blocks["etcd"])
+
+
+def test_the_members_form_one_cluster_with_one_leader(etcd_lab: Cli) -> None:
+    status = json.loads(etcd_lab.ok("status", LAB, "--json"))
+    assert status["state"] == "up" and len(status["services"]) == 3
+    view = _view()
+    assert view.leader in ("etcd-1", "etcd-2", "etcd-3")
+    # Every member names the same leader at the same term, and only the leader leads.
+    assert {(m.leader_id, m.term) for m in view.members} == {(view.members[0].leader_id, view.term)}
+    assert [m.name for m in view.members if m.member_id == m.leader_id] == [view.leader]
+
+
+def test_a_load_writes_unique_keys_and_reads_every_one_back(etcd_lab: Cli) -> None:
+    summary = json.loads(etcd_lab.ok("load", LAB, "--users", "2", "--duration", "3s", "--json"))
+    writes = summary["db"]["writes"]
+    assert writes["attempted"] > 100 and writes["acknowledged"] == writes["attempted"]
+    assert writes["lost"] == 0 and writes["unexpected"] == 0
+    # Two users start on two members: each answers under its own name.
+    assert set(summary["backends"]) <= {"etcd-1", "etcd-2", "etcd-3"} and len(summary["backends"]) == 2
+
+
+def test_kill_leader_elects_another_and_loses_no_acknowledged_write(etcd_lab: Cli, tmp_path: Path) -> None:
+    before = _view().leader
+    result = etcd_lab.run("drill", LAB, "kill-leader", "--json")
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "pass", result.stdout[-3000:]
+    election = report["election"]
+    assert election["old_leader"] == before and election["new_leader"] not in (None, before)
+    assert election["term_after"] > election["term_before"]
+    assert report["writes"]["lost"] == 0 and report["writes"]["acknowledged"] > 100
+    # Healed: the old leader is back as a follower, every member healthy under one leader.
+    view = _view()
+    assert len(view.healthy) == 3 and view.leader is not None
