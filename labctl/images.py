@@ -68,6 +68,7 @@ LOCAL_BUILDS = {
     "nginx": "Nginx 1.26 from Debian trixie (upstream: nginx:1.26)",
     "haproxy": "HAProxy 3.0 from Debian trixie (upstream: haproxy:3.0)",
     "nettools": "Debian trixie with its network tools (upstream: debian:trixie-slim)",
+    "etcd": "etcd 3.5 from Debian trixie (upstream: the same packages on debian:trixie-slim)",
 }
 
 Events = Callable[[str], None]

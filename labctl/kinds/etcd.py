@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from labctl.durations import DRILL_DURATION, DURATION, duration_ms, parse_duration
 from labctl.errors import UsageError
 from labctl.kinds.base import BlockData, BlockKind, Expectation, FieldProblem, Progress
-from labctl.kinds.fragments import CPUS, DRILL_DURATION, DURATION, MEMORY, PORT
+from labctl.kinds.fragments import CPUS, MEMORY, PORT
 
 if TYPE_CHECKING:
     from labctl.experiments.events import DrillEvents
@@ -17,17 +18,6 @@ if TYPE_CHECKING:
 # etcd refuses an election timeout under 5 heartbeats, and over 50 s.
 MIN_HEARTBEATS_PER_ELECTION = 5
 MAX_ELECTION_MS = 50000
-
-
-def duration_ms(text: Any) -> int:
-    """A schema duration ('100ms', '1s', '1m') in milliseconds (the flags etcd takes)."""
-    from labctl.render import duration_ms as parse
-
-    return parse(str(text))
-
-
-def _seconds(text: Any) -> float:
-    return duration_ms(text) / 1000
 
 
 class EtcdKind(BlockKind):
@@ -130,10 +120,10 @@ class EtcdKind(BlockKind):
                 {"type": "integer", "minimum": 0}, lambda m: m.get("writes", {}).get("lost"),
                 lambda e, o: o is not None and o <= e),
             "rto_within": Expectation(
-                DRILL_DURATION, lambda m: m.get("rto_s"), lambda e, o: o is not None and o <= _seconds(e)),
+                DRILL_DURATION, lambda m: m.get("rto_s"), lambda e, o: o is not None and o <= parse_duration(str(e))),
             "election_within": Expectation(
                 DRILL_DURATION, lambda m: (m.get("election") or {}).get("election_s"),
-                lambda e, o: o is not None and o <= _seconds(e)),
+                lambda e, o: o is not None and o <= parse_duration(str(e))),
             "max_minority_commits": Expectation(
                 {"type": "integer", "minimum": 0}, lambda m: (m.get("election") or {}).get("minority_commits"),
                 lambda e, o: o is not None and o <= e),
