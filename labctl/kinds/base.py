@@ -152,6 +152,20 @@ class Expectation:
         self.passes = passes
 
 
+def ledger_expectations() -> dict[str, Expectation]:
+    """The expectations every kind with a lost-write ledger shares: acknowledged writes lost,
+    and the time until writes were accepted again."""
+    from labctl.durations import DRILL_DURATION, parse_duration
+
+    return {
+        "max_lost_writes": Expectation(
+            {"type": "integer", "minimum": 0}, lambda m: m.get("writes", {}).get("lost"),
+            lambda e, o: o is not None and o <= e),
+        "rto_within": Expectation(
+            DRILL_DURATION, lambda m: m.get("rto_s"), lambda e, o: o is not None and o <= parse_duration(str(e))),
+    }
+
+
 def blocks_of(blocks: dict[str, BlockData], kind: str) -> list[str]:
     """Names of the (raw, validated) blocks of one kind, in file order."""
     return [name for name, block in blocks.items() if block["kind"] == kind]

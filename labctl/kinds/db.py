@@ -5,19 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from labctl.durations import DRILL_DURATION, DURATION, parse_duration
+from labctl.durations import DURATION
 from labctl.errors import LabctlError, UsageError
-from labctl.kinds.base import BlockData, BlockKind, ConfigTemplate, Expectation, Injector, Progress
+from labctl.kinds.base import BlockData, BlockKind, ConfigTemplate, Expectation, Injector, Progress, ledger_expectations
 from labctl.kinds.fragments import CPUS, MEMORY, PORT
 
 if TYPE_CHECKING:
     from labctl.experiments.events import DrillEvents
     from labctl.model.lab import Block, Lab
     from labctl.runtime.inventory import ServiceState
-
-
-def _seconds(text: Any) -> float:
-    return parse_duration(str(text))
 
 
 class DbKind(BlockKind):
@@ -121,13 +117,7 @@ class DbKind(BlockKind):
         return {"failover": {"enum": ["auto", "now"]}}
 
     def drill_expectations(self) -> dict[str, Expectation]:
-        return {
-            "max_lost_writes": Expectation(
-                {"type": "integer", "minimum": 0}, lambda m: m.get("writes", {}).get("lost"),
-                lambda e, o: o is not None and o <= e),
-            "rto_within": Expectation(
-                DRILL_DURATION, lambda m: m.get("rto_s"), lambda e, o: o is not None and o <= _seconds(e)),
-        }
+        return ledger_expectations()
 
 
 def _replica_delay(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:

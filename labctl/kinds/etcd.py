@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from labctl.durations import DRILL_DURATION, DURATION, duration_ms, parse_duration
 from labctl.errors import UsageError
-from labctl.kinds.base import BlockData, BlockKind, Expectation, FieldProblem, Progress
+from labctl.kinds.base import BlockData, BlockKind, Expectation, FieldProblem, Progress, ledger_expectations
 from labctl.kinds.fragments import CPUS, MEMORY, PORT
 
 if TYPE_CHECKING:
@@ -116,11 +116,7 @@ class EtcdKind(BlockKind):
     def drill_expectations(self) -> dict[str, Expectation]:
         # Same names and meaning as the db kind's, so compare puts both in one table.
         return {
-            "max_lost_writes": Expectation(
-                {"type": "integer", "minimum": 0}, lambda m: m.get("writes", {}).get("lost"),
-                lambda e, o: o is not None and o <= e),
-            "rto_within": Expectation(
-                DRILL_DURATION, lambda m: m.get("rto_s"), lambda e, o: o is not None and o <= parse_duration(str(e))),
+            **ledger_expectations(),
             "election_within": Expectation(
                 DRILL_DURATION, lambda m: (m.get("election") or {}).get("election_s"),
                 lambda e, o: o is not None and o <= parse_duration(str(e))),
