@@ -1,4 +1,5 @@
-"""The drill report: report.md and a timeline chart with each fault drawn as a span."""
+"""The drill report: report.md and a timeline chart with each fault, and each degraded stretch,
+drawn as a span."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ def _draw(path: Path, report: dict[str, Any], samples: list[Sample], start: floa
             axis.axvspan(fault["at_s"], max(until, fault["at_s"] + 0.2), color="orange", alpha=0.25)
         top.annotate(f"{fault['fault']} {fault['target']}", (fault["at_s"], 0), fontsize="small", rotation=90,
                      va="bottom")
+    for index, (first, last) in enumerate((report.get("degraded") or {}).get("spans") or []):
+        for axis in (top, bottom):
+            axis.axvspan(first, last, color="tab:gray", alpha=0.2, hatch="//",
+                         label="degraded" if index == 0 and axis is top else None)
     top.set_ylabel("requests / s")
     bottom.set_ylabel("p95 ms")
     bottom.set_xlabel("seconds since the load started")
@@ -44,15 +49,40 @@ def _draw(path: Path, report: dict[str, Any], samples: list[Sample], start: floa
     plt.close(figure)
 
 
+def figures(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """What a drill measured, as (name, value, what it means): the screen shows the first two,
+    report.md all three."""
+    rows = [("requests", f"{report['requests']}, failed {report['failures']}", "")]
+    rows += [
+        ("error window", f"{report['error_window_s']} s", "first to last failed request after the first fault"),
+        ("degraded window", _degraded_value(report), _degraded_meaning(report)),
+        ("detection", f"{report.get('detection_s', 0.0)} s", "first fault until the last request of the first "
+         "burst of failed or slow-to-serve ones was sent: traffic stopped going to the broken backend"),
+        ("recovery", f"{report['recovery_s']} s", "first fault until the error rate stayed under the "
+         "steady-state bound"),
+    ]
+    return rows
+
+
+def _degraded_value(report: dict[str, Any]) -> str:
+    spans = (report.get("degraded") or {}).get("spans") or []
+    where = ", ".join(f"{a}-{b} s" for a, b in spans)
+    return f"{report.get('degraded_s', 0.0)} s" + (f" (at {where})" if where else "")
+
+
+def _degraded_meaning(report: dict[str, Any]) -> str:
+    degraded = report.get("degraded") or {}
+    steady = degraded.get("steady_rps")
+    rate = f" or fewer than half the steady {steady} answered requests/s" if steady is not None else ""
+    return (f"seconds from the first fault on with p95 over the steady-state bound of "
+            f"{degraded.get('max_p95_ms', '-')} ms{rate}; the last, partial second is not counted")
+
+
 def _markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Drill {report['drill']} on {report['lab']}", "", report["title"], "",
-             f"- requests: {report['requests']}, failed: {report['failures']}",
-             f"- error window: {report['error_window_s']} s (first to last failed request after the first fault)",
-             f"- detection: {report.get('detection_s', 0.0)} s (first fault until the last request of the first "
-             "burst of failed or slow-to-serve ones was sent: traffic stopped going to the broken backend)",
-             f"- recovery: {report['recovery_s']} s (first fault until the error rate stayed under the "
-             "steady-state bound)", "", "## Faults", "",
-             "| at s | fault | target | reverted at s |", "|---|---|---|---|"]
+    lines = [f"# Drill {report['drill']} on {report['lab']}", "",
+             report["title"], ""]
+    lines += [f"- {name}: {value}" + (f" ({meaning})" if meaning else "") for name, value, meaning in figures(report)]
+    lines += ["", "## Faults", "", "| at s | fault | target | reverted at s |", "|---|---|---|---|"]
     lines += [f"| {f['at_s']} | {f['fault']} | {f['target']} | {f['reverted_at_s']} |" for f in report["faults"]]
     lines += ["", "## Expectations", "", "| expectation | expected | observed | ok |", "|---|---|---|---|"]
     lines += [f"| {e['name']} | {e['expected']} | {e['observed']} | {'yes' if e['ok'] else 'NO'} |"

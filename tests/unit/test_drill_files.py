@@ -57,3 +57,28 @@ def test_expectations_are_evaluated() -> None:
                     {"recovery_s": 3.0})
     assert [(r["name"], r["observed"], r["ok"]) for r in rows] == [
         ("max_failed_requests", 3, False), ("max_error_rate", 0.03, True), ("recovery_within", 3.0, False)]
+
+
+def test_max_degraded_s_is_a_number_of_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "x" / "drills").mkdir(parents=True)
+    (tmp_path / "x" / "lab.yaml").write_text("title: t\nsummary: s\napp: {kind: app}\n")
+    steps = "title: t\nload: {duration: 10s}\nsteps:\n  - {at: 2s, fault: kill, target: app}\n"
+    (tmp_path / "x" / "drills" / "ok.yaml").write_text(steps + "expect: {max_degraded_s: 2.5}\n")
+    (tmp_path / "x" / "drills" / "bad.yaml").write_text(
+        steps + "expect:\n  max_degraded_s: 3s\n  max_degraded: 1\n  max_failed_requests: -1\n")
+    monkeypatch.setenv("LABCTL_LABS_DIR", str(tmp_path))
+    assert load_drill("x", "ok").expect == {"max_degraded_s": 2.5}
+    with pytest.raises(LabConfigError) as info:
+        load_drill("x", "bad")
+    assert sorted(str(p) for p in info.value.problems) == [
+        "labs/x/drills/bad.yaml:6 expect.max_degraded_s: expected a number >= 0, got '3s'",
+        "labs/x/drills/bad.yaml:7 expect.max_degraded: unknown key 'max_degraded', did you mean 'max_degraded_s'?",
+        "labs/x/drills/bad.yaml:8 expect.max_failed_requests: expected an integer >= 0, got -1",
+    ]
+
+
+def test_max_degraded_s_is_evaluated() -> None:
+    summary = {"failures": 0, "requests": 100, "latency_ms": {"p95": 80.0}}
+    rows = evaluate({"max_degraded_s": 2}, summary, {"recovery_s": 0.0, "degraded_s": 3.0})
+    assert [(r["name"], r["expected"], r["observed"], r["ok"]) for r in rows] == [("max_degraded_s", 2, 3.0, False)]
+    assert evaluate({"max_degraded_s": 3}, summary, {"recovery_s": 0.0, "degraded_s": 3.0})[0]["ok"] is True

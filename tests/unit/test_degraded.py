@@ -1,0 +1,48 @@
+"""The degraded window of a drill: per-second buckets slower than the steady-state bound or
+answering under half the steady rate, from synthetic and recorded samples."""
+
+from __future__ import annotations
+
+from labctl.experiments.drill_report import figures
+from labctl.experiments.timeline import Sample, degradation
+
+START = 1000.0
+
+
+def second(at: int, requests: int, latency_ms: float = 5.0, failed: int = 0) -> list[Sample]:
+    return [Sample(START + at + i / requests, latency_ms, "app-1", i >= failed) for i in range(requests)]
+
+
+def test_slow_seconds_and_starved_seconds_after_the_fault_are_degraded() -> None:
+    samples = [s for t in range(4) for s in second(t, 100)]
+    samples += second(4, 10) + second(5, 100, failed=60) + second(6, 100, latency_ms=1500.0)
+    samples += [s for t in range(7, 10) for s in second(t, 100)] + second(10, 20)  # the load stops in 10
+    found = degradation(samples, START, 4.2, 1000.0)
+    assert (found.seconds, found.spans, found.steady_rps) == ([4, 5, 6], [[4, 7]], 100.0)
+    assert found.to_json() == {"degraded_s": 3.0,
+                               "degraded": {"spans": [[4, 7]], "steady_rps": 100.0, "max_p95_ms": 1000.0}}
+
+
+def test_the_second_the_fault_lands_in_counts_and_the_ones_before_do_not() -> None:
+    samples = second(0, 100) + second(1, 20) + second(2, 100) + second(3, 20) + second(4, 100) + second(5, 100)
+    found = degradation(samples, START, 2.5, 1000.0)
+    assert found.seconds == [3] and found.steady_rps == 60.0  # the median of seconds 0 and 1
+    earlier = degradation(samples, START, 1.5, 1000.0)  # second 1 holds the fault: it counts, and sets no rate
+    assert (earlier.spans, earlier.steady_rps) == ([[1, 2], [3, 4]], 100.0)
+    assert degradation(samples, START, None, 1000.0).seconds == []
+
+
+def test_without_a_whole_second_before_the_fault_only_p95_counts() -> None:
+    samples = second(0, 100) + second(1, 3) + second(2, 100, latency_ms=1200.0) + second(3, 100)
+    found = degradation(samples, START, 0.5, 1000.0)
+    assert (found.seconds, found.steady_rps) == ([2], None)
+
+
+def test_the_report_says_what_the_degraded_window_is() -> None:
+    report = {"requests": 2000, "failures": 0, "error_window_s": 0.0, "detection_s": 1.2, "recovery_s": 0.0,
+              "degraded_s": 3.0, "degraded": {"spans": [[4, 6], [9, 10]], "steady_rps": 3480.5, "max_p95_ms": 1000.0}}
+    rows = {name: (value, meaning) for name, value, meaning in figures(report)}
+    assert rows["degraded window"][0] == "3.0 s (at 4-6 s, 9-10 s)"
+    assert rows["degraded window"][1] == (
+        "seconds from the first fault on with p95 over the steady-state bound of 1000.0 ms or fewer than half "
+        "the steady 3480.5 answered requests/s; the last, partial second is not counted")
