@@ -419,6 +419,7 @@ def _finish(result: DrillResult, lab: str, drill: Drill, verdict: str | None, be
                       load={k: summary[k] for k in ("model", "users", "target_rps", "duration_s")})
         if verdict is None:
             verdict = _verdict(expectations, after)
+        report["verdict"] = verdict  # before the report: the chart's title names it
         write_report(result.run_dir, report, samples, start)
     report["verdict"] = verdict
     (result.run_dir / "drill.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -43,10 +43,16 @@ def _draw(path: Path, report: dict[str, Any], samples: list[Sample], start: floa
     bottom.set_ylabel("p95 ms")
     bottom.set_xlabel("seconds since the load started")
     top.legend(loc="upper right", fontsize="small")
-    top.set_title(f"{report['lab']} / {report['drill']}: {report.get('verdict') or ''}")
+    top.set_title(chart_title(report))
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+def chart_title(report: dict[str, Any]) -> str:
+    """'lb-haproxy / kill-backend: PASS', or without the verdict when there is none yet."""
+    verdict = str(report.get("verdict") or "").upper()
+    return f"{report['lab']} / {report['drill']}" + (f": {verdict}" if verdict else "")
 
 
 def figures(report: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -82,3 +82,21 @@ def test_max_degraded_s_is_evaluated() -> None:
     rows = evaluate({"max_degraded_s": 2}, summary, {"recovery_s": 0.0, "degraded_s": 3.0})
     assert [(r["name"], r["expected"], r["observed"], r["ok"]) for r in rows] == [("max_degraded_s", 2, 3.0, False)]
     assert evaluate({"max_degraded_s": 3}, summary, {"recovery_s": 0.0, "degraded_s": 3.0})[0]["ok"] is True
+
+
+def test_the_chart_title_names_the_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labctl.experiments import drill, drill_report
+
+    titles: list[str] = []
+    monkeypatch.setattr(drill_report, "_draw", lambda path, report, *_: titles.append(drill_report.chart_title(report)))
+    loaded = drill.Drill("kill-backend", tmp_path, "t", "", {}, {}, [], {"max_failed_requests": 0})
+    steady = {"ok": True, "error_rate": 0.0, "p95_ms": 5.0, "requests": 300,
+              "bound": {"max_error_rate": 0.01, "max_p95_ms": 1000.0}}
+    summary = {"requests": 1000, "failures": 0, "rps": 100.0, "backends": {}, "model": "closed", "users": 10,
+               "target_rps": None, "duration_s": 10.0, "latency_ms": {"p50": 4.0, "p95": 5.0, "p99": 6.0, "max": 9.0}}
+    samples = [Sample(1000.0 + i / 100, 5.0, "app-1", True) for i in range(1000)]
+    faults = [{"at": 1004.0, "fault": "kill", "target": "app-2", "id": "x", "reverted_at": 1008.0}]
+    result = drill._finish(drill.DrillResult(tmp_path), "lb-haproxy", loaded, None, steady, steady, samples,
+                           faults, (summary, 1000.0))
+    assert result.verdict == "pass" and titles == ["lb-haproxy / kill-backend: PASS"]
+    assert drill_report.chart_title({"lab": "lb-haproxy", "drill": "kill-backend"}) == "lb-haproxy / kill-backend"
