@@ -57,8 +57,14 @@ def chart_title(report: dict[str, Any]) -> str:
 
 def figures(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     """What a drill measured, as (name, value, what it means): the screen shows the first two,
-    report.md all three."""
-    rows = [("requests", f"{report['requests']}, failed {report['failures']}", "")]
+    report.md all three, so every number a drill's description promises (latency, replica lag,
+    the steady state) is in both, not only in drill.json."""
+    rate = round(report["failures"] / max(1, report["requests"]), 4)
+    rows = [("requests", f"{report['requests']}, failed {report['failures']} (error rate {rate})", "")]
+    latency = report.get("latency_ms")
+    if latency:
+        rows.append(("latency", f"p50 {latency['p50']}, p95 {latency['p95']}, p99 {latency['p99']}, "
+                     f"max {latency['max']} ms at {report['rps']} req/s", "over the whole load"))
     rows += [
         ("error window", f"{report['error_window_s']} s", "first to last failed request after the first fault"),
         ("degraded window", _degraded_value(report), _degraded_meaning(report)),
@@ -67,7 +73,7 @@ def figures(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("recovery", f"{report['recovery_s']} s", "first fault until the error rate stayed under the "
          "steady-state bound"),
     ]
-    return rows
+    return rows + _steady_rows(report) + _db_rows(report)
 
 
 def _degraded_value(report: dict[str, Any]) -> str:
@@ -84,8 +90,36 @@ def _degraded_meaning(report: dict[str, Any]) -> str:
             f"{degraded.get('max_p95_ms', '-')} ms{rate}; the last, partial second is not counted")
 
 
+def _steady_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for when in ("before", "after"):
+        state = report.get(f"steady_state_{when}")
+        if state and "p95_ms" in state:
+            bound = state["bound"]
+            rows.append((f"steady state {when}", f"p95 {state['p95_ms']} ms, error rate {state['error_rate']}",
+                         f"bound: p95 <= {bound['max_p95_ms']} ms, error rate <= {bound['max_error_rate']}"))
+    return rows
+
+
+def _db_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    replication = report.get("replication")
+    if replication:
+        lag = replication.get("max_lag_s")
+        fell = " (semi-sync fell back to async)" if replication.get("fell_back_to_async") else ""
+        rows.append(("replication", f"{replication['mode']}{fell}, largest replica lag "
+                     f"{'-' if lag is None else f'{lag} s'}", "heartbeat lag sampled while the load ran"))
+    failover = report.get("failover") or {}
+    if failover.get("detection_s") is not None:
+        rows.append((f"failover ({failover['mode']})", f"detection {failover['detection_s']} s, promotion "
+                     f"{failover['promotion_s']} s, re-route {failover['reroute_s']} s", ""))
+    elif failover.get("error"):
+        rows.append((f"failover ({failover['mode']})", f"did not complete: {failover['error']}", ""))
+    return rows
+
+
 def _markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Drill {report['drill']} on {report['lab']}", "",
+    lines = [f"# Drill {report['drill']} on {report['lab']}: {str(report.get('verdict') or '-').upper()}", "",
              report["title"], ""]
     lines += [f"- {name}: {value}" + (f" ({meaning})" if meaning else "") for name, value, meaning in figures(report)]
     lines += ["", "## Faults", "", "| at s | fault | target | reverted at s |", "|---|---|---|---|"]
@@ -98,12 +132,6 @@ def _markdown(report: dict[str, Any]) -> str:
         lines += [f"- {line}" for line in describe(report)]
         if report["ids"]["lost"]:
             lines.append(f"- lost ids (first {len(report['ids']['lost'])}): " + ", ".join(report["ids"]["lost"]))
-        failover = report.get("failover") or {}
-        if failover.get("detection_s") is not None:
-            lines.append(f"- failover ({failover['mode']}): detection {failover['detection_s']} s, promotion "
-                         f"{failover['promotion_s']} s, re-route {failover['reroute_s']} s")
-        elif failover.get("error"):
-            lines.append(f"- failover ({failover['mode']}) did not complete: {failover['error']}")
     if report.get("errors"):
         lines += ["", "## Why requests failed", "", "| request | error | count |", "|---|---|---|"]
         lines += [f"| {e['request']} | {e['error']} | {e['count']} |" for e in report["errors"]]

@@ -3,6 +3,11 @@ answering under half the steady rate, from synthetic and recorded samples."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
 from labctl.experiments.drill_report import figures
 from labctl.experiments.timeline import Sample, degradation
 
@@ -46,3 +51,59 @@ def test_the_report_says_what_the_degraded_window_is() -> None:
     assert rows["degraded window"][1] == (
         "seconds from the first fault on with p95 over the steady-state bound of 1000.0 ms or fewer than half "
         "the steady 3480.5 answered requests/s; the last, partial second is not counted")
+
+
+def replica_lag_report() -> dict[str, object]:
+    steady = {"ok": True, "error_rate": 0.0, "p95_ms": 41.0, "requests": 310,
+              "bound": {"max_error_rate": 0.01, "max_p95_ms": 2000.0}}
+    return {"lab": "db-replication", "drill": "replica-lag", "title": "Replica lag", "verdict": "pass",
+            "requests": 2400, "failures": 0, "rps": 133.3,
+            "latency_ms": {"p50": 12.5, "p95": 41.0, "p99": 88.2, "max": 1204.7},
+            "error_window_s": 0.0, "degraded_s": 0.0, "degraded": {"spans": [], "steady_rps": 140.0,
+                                                                    "max_p95_ms": 2000.0},
+            "detection_s": 0.0, "recovery_s": 0.0, "steady_state_before": steady, "steady_state_after": steady,
+            "replication": {"mode": "async", "fell_back_to_async": False, "max_lag_s": 3.4},
+            "failover": {"mode": "auto", "detection_s": 0.5, "promotion_s": 0.7, "reroute_s": 0.2},
+            "faults": [{"at_s": 3.0, "fault": "replica-delay", "target": "db-2", "reverted_at_s": 12.0}],
+            "expectations": [{"name": "max_failed_requests", "expected": 0, "observed": 0, "ok": True}]}
+
+
+SCREEN = """\
+drill replica-lag on db-replication: PASS
+requests: 2400, failed 0 (error rate 0.0)
+latency: p50 12.5, p95 41.0, p99 88.2, max 1204.7 ms at 133.3 req/s
+error window: 0.0 s
+degraded window: 0.0 s
+detection: 0.0 s
+recovery: 0.0 s
+steady state before: p95 41.0 ms, error rate 0.0
+steady state after: p95 41.0 ms, error rate 0.0
+replication: async, largest replica lag 3.4 s
+failover (auto): detection 0.5 s, promotion 0.7 s, re-route 0.2 s
+  t=3.0s replica-delay db-2 (reverted at 12.0s)
+"""
+
+
+def test_the_numbers_a_drill_promises_are_on_screen_and_in_report_md(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labctl import console
+    from labctl.experiments.drill_report import _markdown
+
+    monkeypatch.setattr(console, "out", Console(record=True, width=200))
+    report = replica_lag_report()
+    console.show_drill(report, Path("/runs/x"))
+    assert console.out.export_text().startswith(SCREEN)
+    markdown = _markdown(report)
+    assert markdown.startswith("# Drill replica-lag on db-replication: PASS\n\nReplica lag\n\n"
+                               "- requests: 2400, failed 0 (error rate 0.0)\n"
+                               "- latency: p50 12.5, p95 41.0, p99 88.2, max 1204.7 ms at 133.3 req/s "
+                               "(over the whole load)\n")
+    for line in ("- steady state before: p95 41.0 ms, error rate 0.0 (bound: p95 <= 2000.0 ms, error rate <= 0.01)",
+                 "- replication: async, largest replica lag 3.4 s (heartbeat lag sampled while the load ran)",
+                 "- failover (auto): detection 0.5 s, promotion 0.7 s, re-route 0.2 s",
+                 "- degraded window: 0.0 s (seconds from the first fault on with p95 over the steady-state bound "
+                 "of 2000.0 ms or fewer than half the steady 140.0 answered requests/s; the last, partial "
+                 "second is not counted)"):
+        assert line in markdown.splitlines()
+    report["replication"] = {"mode": "semisync", "fell_back_to_async": True, "max_lag_s": None}
+    assert "- replication: semisync (semi-sync fell back to async), largest replica lag - (heartbeat lag " \
+           "sampled while the load ran)" in _markdown(report).splitlines()
