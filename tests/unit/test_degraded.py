@@ -3,13 +3,15 @@ answering under half the steady rate, from synthetic and recorded samples."""
 
 from __future__ import annotations
 
+import json
+import lzma
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from labctl.experiments.drill_report import figures
-from labctl.experiments.timeline import Sample, degradation
+from labctl.experiments.timeline import Sample, bucket, degradation, parse_samples
 
 START = 1000.0
 
@@ -107,3 +109,31 @@ def test_the_numbers_a_drill_promises_are_on_screen_and_in_report_md(monkeypatch
     report["replication"] = {"mode": "semisync", "fell_back_to_async": True, "max_lag_s": None}
     assert "- replication: semisync (semi-sync fell back to async), largest replica lag - (heartbeat lag " \
            "sampled while the load ran)" in _markdown(report).splitlines()
+
+
+RECORDED = Path(__file__).parent / "data" / "degraded"
+
+
+def recorded(name: str) -> tuple[list[Sample], float, float]:
+    """A real drill's samples (lb-haproxy and lb-nginx kill-backend, 10 users, closed model), the
+    load's start (its first answer, as the drill takes it) and the fault's time."""
+    with lzma.open(RECORDED / f"{name}.csv.xz", "rt", encoding="utf-8") as handle:
+        samples = sorted(parse_samples(handle), key=lambda s: s.at)
+    report = json.loads((RECORDED / f"{name}.json").read_text(encoding="utf-8"))
+    return samples, samples[0].at, float(report["faults"][0]["at_s"])
+
+
+def test_haproxy_stalls_while_its_checks_notice_the_dead_server() -> None:
+    samples, start, fault = recorded("lb-haproxy-kill-backend")
+    found = degradation(samples, start, fault, 1000.0)
+    # That run's report: failed 0, error window 0.0 s, PASS. Yet from about 2,500 answers a second
+    # to 30 for three seconds, until the checks marked app-2 DOWN (detection 3.16 s).
+    assert [len(row.latencies) for row in bucket(samples, start)][3:9] == [2500, 440, 30, 28, 30, 1945]
+    assert found.to_json() == {"degraded_s": 4.0,
+                               "degraded": {"spans": [[4, 8]], "steady_rps": 2471.0, "max_p95_ms": 1000.0}}
+
+
+def test_nginx_retries_at_once_so_nothing_is_degraded() -> None:
+    samples, start, fault = recorded("lb-nginx-kill-backend")
+    found = degradation(samples, start, fault, 1000.0)
+    assert (found.seconds, found.steady_rps) == ([], 2595.5)
