@@ -258,9 +258,10 @@ def show_drill(report: dict[str, Any], run_dir: Path) -> None:
         else:
             out.print(f"steady state did not hold before the fault: error rate {before['error_rate']}, "
                       f"p95 {before['p95_ms']} ms (bound {before['bound']})")
-    out.print(f"requests {report['requests']}, failed {report['failures']}, error window "
-              f"{report['error_window_s']} s, detection {report.get('detection_s', 0.0)} s, "
-              f"recovery {report['recovery_s']} s")
+    from labctl.experiments.drill_report import figures
+
+    for name, value, _ in figures(report):
+        out.print(f"{name}: {value}")
     for fault in report["faults"]:
         out.print(f"  t={fault['at_s']}s {fault['fault']} {fault['target']} (reverted at {fault['reverted_at_s']}s)")
     if "writes" in report:
@@ -303,6 +304,11 @@ def show_errors(errors: list[dict[str, Any]], failures: int) -> None:
                   "stopped before it wrote them all)")
 
 
+def _too_wide(table: Table, width: int | None) -> bool:
+    limit = width or out.width
+    return table.__rich_measure__(out, out.options.update_width(limit)).maximum > limit
+
+
 def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = None) -> Table:
     """`labctl compare`: one row per lab, the same drill and the same load, fitted to `width`
     (the terminal's by default)."""
@@ -316,10 +322,13 @@ def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = No
         # Headings may wrap between words on a narrow terminal; lab names and figures must not be cut.
         widest = max([len(word) for word in heading.split()] + [len(v[index]) for v in values])
         table.add_column(heading, justify="left" if heading in ("lab", "verdict") else "right", min_width=widest)
-    if table.__rich_measure__(out, out.options.update_width(width or out.width)).maximum > (width or out.width):
+    if _too_wide(table, width):
         # rich would cut the last columns rather than wrap every heading: wrap them all.
         for column in table.columns:
             column.max_width = column.min_width
+    if _too_wide(table, width):
+        # Still too wide: drop the vertical rules, as `images list` does.
+        table.box, table.show_edge, table.padding = box.SIMPLE_HEAD, False, (0, 1, 0, 0)
     for row, cells in zip(rows, values, strict=True):
         style = _VERDICT_STYLE.get(row["verdict"], "")
         cells[1] = f"[{style}]{cells[1]}[/{style}]"

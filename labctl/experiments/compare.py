@@ -23,7 +23,7 @@ RUNS_FOLDER = "compare"
 COLUMNS = {
     "lab": "lab", "verdict": "verdict", "rps": "req/s", "p95_ms": "p95 ms",
     "failed_during_fault": "failed in fault", "error_window_s": "error window s",
-    "detection_s": "detect s", "recovery_s": "recover s",
+    "degraded_s": "degraded s", "detection_s": "detect s", "recovery_s": "recover s",
 }
 
 
@@ -128,7 +128,8 @@ def _row(report: dict[str, Any]) -> dict[str, Any]:
         "generator": report.get("generator", "locust"), "rps": report.get("rps"), "p95_ms": latency.get("p95"),
         "requests": report["requests"], "failures": report["failures"],
         "failed_during_fault": report.get("failed_during_fault", report["failures"]),
-        "error_window_s": report["error_window_s"], "detection_s": report.get("detection_s"),
+        "error_window_s": report["error_window_s"], "degraded_s": report.get("degraded_s"),
+        "detection_s": report.get("detection_s"),
         "recovery_s": report["recovery_s"], "run_dir": report.get("run_dir", ""),
     }
 
@@ -155,7 +156,7 @@ def cell(row: dict[str, Any], key: str) -> str:
 
 
 def draw_compare(path: Path, rows: list[dict[str, Any]], title: str) -> None:
-    """compare.png: bars of req/s, p95, failed requests and detection/recovery per lab, and
+    """compare.png: bars of req/s, p95, failed requests and detection/degraded/recovery per lab, and
     below them each lab's failed requests per second (from its drill's timeline.csv)."""
     import matplotlib
 
@@ -172,6 +173,10 @@ def draw_compare(path: Path, rows: list[dict[str, Any]], title: str) -> None:
     plt.close(figure)
 
 
+# The bars of the "seconds" panel: key in a row -> legend.
+_TIMES = {"detection_s": "detection", "degraded_s": "degraded", "recovery_s": "recovery"}
+
+
 def _bars(axes: list[Any], rows: list[dict[str, Any]]) -> None:
     labs = [row["lab"] for row in rows]
     panels = [("rps", "req/s", "tab:blue"), ("p95_ms", "p95 ms", "tab:purple"),
@@ -179,11 +184,11 @@ def _bars(axes: list[Any], rows: list[dict[str, Any]]) -> None:
     for axis, (key, label, color) in zip(axes[:3], panels, strict=True):
         axis.bar(labs, [float(row.get(key) or 0) for row in rows], color=color)
         axis.set_title(label)
-    width = 0.4
+    width = 0.27
     x = list(range(len(labs)))
     times = axes[3]
-    times.bar([i - width / 2 for i in x], [float(r.get("detection_s") or 0) for r in rows], width, label="detection")
-    times.bar([i + width / 2 for i in x], [float(r.get("recovery_s") or 0) for r in rows], width, label="recovery")
+    for offset, (key, label) in zip((-width, 0.0, width), _TIMES.items(), strict=True):
+        times.bar([i + offset for i in x], [float(r.get(key) or 0) for r in rows], width, label=label)
     times.set_xticks(x, labs)
     times.set_title("seconds")
     times.legend(fontsize="small")

@@ -22,7 +22,7 @@ from labctl.experiments.load import (
     stop_load,
     write_run,
 )
-from labctl.experiments.timeline import Sample, bucket
+from labctl.experiments.timeline import Sample, bucket, degradation
 from labctl.model.lab import lab_folder
 from labctl.model.schema import schema_errors
 from labctl.model.yamlsource import dotted, load_yaml_file
@@ -33,7 +33,8 @@ _RATE = {"type": "number", "minimum": 0, "maximum": 1}
 
 _EXPECTATIONS: dict[str, Any] = {
     "max_failed_requests": {"type": "integer", "minimum": 0}, "max_error_rate": _RATE,
-    "recovery_within": DRILL_DURATION, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0}}
+    "recovery_within": DRILL_DURATION, "max_p95_ms": {"type": "number", "exclusiveMinimum": 0},
+    "max_degraded_s": {"type": "number", "minimum": 0}}
 
 
 def drill_schema() -> dict[str, Any]:
@@ -382,6 +383,7 @@ def evaluate(expect: dict[str, Any], summary: dict[str, Any], measured: dict[str
         "max_error_rate": (round(error_rate, 4), lambda e, o: o <= e),
         "max_p95_ms": (summary["latency_ms"]["p95"], lambda e, o: o <= e),
         "recovery_within": (measured["recovery_s"], lambda e, o: o <= parse_duration(str(e))),
+        "max_degraded_s": (measured.get("degraded_s"), lambda e, o: o is not None and o <= e),
     }
     for kind in kinds.REGISTRY.values():
         checks.update({name: (e.observe(measured), e.passes) for name, e in kind.drill_expectations().items()})
@@ -400,13 +402,15 @@ def _finish(result: DrillResult, lab: str, drill: Drill, verdict: str | None, be
     report: dict[str, Any] = {"lab": lab, "drill": drill.name, "title": drill.title, "steady_state_before": before,
                               "steady_state_after": after, "faults": faults, "expectations": [],
                               "requests": 0, "failures": 0, "error_window_s": 0.0, "recovery_s": 0.0,
-                              "detection_s": 0.0, "failed_during_fault": 0}
+                              "detection_s": 0.0, "failed_during_fault": 0, "degraded_s": 0.0}
     if main is not None:
         summary, start = main
         faults = relative_faults(faults, start)
         report["faults"] = faults
         measured = {**measure(samples, start, faults, float(before["bound"]["max_error_rate"])), **(extra or {})}
         measured.update(detection(samples, start, faults, float(before["p95_ms"])))
+        first = min((float(f["at_s"]) for f in faults), default=None)
+        measured.update(degradation(samples, start, first, float(before["bound"]["max_p95_ms"])).to_json())
         expectations = evaluate(drill.expect, summary, measured)
         report.update(measured, expectations=expectations, requests=summary["requests"],
                       failures=summary["failures"], rps=summary["rps"], latency_ms=summary["latency_ms"],
@@ -415,6 +419,7 @@ def _finish(result: DrillResult, lab: str, drill: Drill, verdict: str | None, be
                       load={k: summary[k] for k in ("model", "users", "target_rps", "duration_s")})
         if verdict is None:
             verdict = _verdict(expectations, after)
+        report["verdict"] = verdict  # before the report: the chart's title names it
         write_report(result.run_dir, report, samples, start)
     report["verdict"] = verdict
     (result.run_dir / "drill.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

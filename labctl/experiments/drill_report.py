@@ -1,4 +1,5 @@
-"""The drill report: report.md and a timeline chart with each fault drawn as a span."""
+"""The drill report: report.md and a timeline chart with each fault, and each degraded stretch,
+drawn as a span."""
 
 from __future__ import annotations
 
@@ -34,25 +35,94 @@ def _draw(path: Path, report: dict[str, Any], samples: list[Sample], start: floa
             axis.axvspan(fault["at_s"], max(until, fault["at_s"] + 0.2), color="orange", alpha=0.25)
         top.annotate(f"{fault['fault']} {fault['target']}", (fault["at_s"], 0), fontsize="small", rotation=90,
                      va="bottom")
+    for index, (first, last) in enumerate((report.get("degraded") or {}).get("spans") or []):
+        for axis in (top, bottom):
+            axis.axvspan(first, last, color="tab:gray", alpha=0.2, hatch="//",
+                         label="degraded" if index == 0 and axis is top else None)
     top.set_ylabel("requests / s")
     bottom.set_ylabel("p95 ms")
     bottom.set_xlabel("seconds since the load started")
     top.legend(loc="upper right", fontsize="small")
-    top.set_title(f"{report['lab']} / {report['drill']}: {report.get('verdict') or ''}")
+    top.set_title(chart_title(report))
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
 
 
+def chart_title(report: dict[str, Any]) -> str:
+    """'lb-haproxy / kill-backend: PASS', or without the verdict when there is none yet."""
+    verdict = str(report.get("verdict") or "").upper()
+    return f"{report['lab']} / {report['drill']}" + (f": {verdict}" if verdict else "")
+
+
+def figures(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """What a drill measured, as (name, value, what it means): the screen shows the first two,
+    report.md all three, so every number a drill's description promises (latency, replica lag,
+    the steady state) is in both, not only in drill.json."""
+    rate = round(report["failures"] / max(1, report["requests"]), 4)
+    rows = [("requests", f"{report['requests']}, failed {report['failures']} (error rate {rate})", "")]
+    latency = report.get("latency_ms")
+    if latency:
+        rows.append(("latency", f"p50 {latency['p50']}, p95 {latency['p95']}, p99 {latency['p99']}, "
+                     f"max {latency['max']} ms at {report['rps']} req/s", "over the whole load"))
+    rows += [
+        ("error window", f"{report['error_window_s']} s", "first to last failed request after the first fault"),
+        ("degraded window", _degraded_value(report), _degraded_meaning(report)),
+        ("detection", f"{report.get('detection_s', 0.0)} s", "first fault until the last request of the first "
+         "burst of failed or slow-to-serve ones was sent: traffic stopped going to the broken backend"),
+        ("recovery", f"{report['recovery_s']} s", "first fault until the error rate stayed under the "
+         "steady-state bound"),
+    ]
+    return rows + _steady_rows(report) + _db_rows(report)
+
+
+def _degraded_value(report: dict[str, Any]) -> str:
+    spans = (report.get("degraded") or {}).get("spans") or []
+    where = ", ".join(f"{a}-{b} s" for a, b in spans)
+    return f"{report.get('degraded_s', 0.0)} s" + (f" (at {where})" if where else "")
+
+
+def _degraded_meaning(report: dict[str, Any]) -> str:
+    degraded = report.get("degraded") or {}
+    steady = degraded.get("steady_rps")
+    rate = f" or fewer than half the steady {steady} answered requests/s" if steady is not None else ""
+    return (f"seconds from the first fault on with p95 over the steady-state bound of "
+            f"{degraded.get('max_p95_ms', '-')} ms{rate}; the last, partial second is not counted")
+
+
+def _steady_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for when in ("before", "after"):
+        state = report.get(f"steady_state_{when}")
+        if state and "p95_ms" in state:
+            bound = state["bound"]
+            rows.append((f"steady state {when}", f"p95 {state['p95_ms']} ms, error rate {state['error_rate']}",
+                         f"bound: p95 <= {bound['max_p95_ms']} ms, error rate <= {bound['max_error_rate']}"))
+    return rows
+
+
+def _db_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    replication = report.get("replication")
+    if replication:
+        lag = replication.get("max_lag_s")
+        fell = " (semi-sync fell back to async)" if replication.get("fell_back_to_async") else ""
+        rows.append(("replication", f"{replication['mode']}{fell}, largest replica lag "
+                     f"{'-' if lag is None else f'{lag} s'}", "heartbeat lag sampled while the load ran"))
+    failover = report.get("failover") or {}
+    if failover.get("detection_s") is not None:
+        rows.append((f"failover ({failover['mode']})", f"detection {failover['detection_s']} s, promotion "
+                     f"{failover['promotion_s']} s, re-route {failover['reroute_s']} s", ""))
+    elif failover.get("error"):
+        rows.append((f"failover ({failover['mode']})", f"did not complete: {failover['error']}", ""))
+    return rows
+
+
 def _markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Drill {report['drill']} on {report['lab']}", "", report["title"], "",
-             f"- requests: {report['requests']}, failed: {report['failures']}",
-             f"- error window: {report['error_window_s']} s (first to last failed request after the first fault)",
-             f"- detection: {report.get('detection_s', 0.0)} s (first fault until the last request of the first "
-             "burst of failed or slow-to-serve ones was sent: traffic stopped going to the broken backend)",
-             f"- recovery: {report['recovery_s']} s (first fault until the error rate stayed under the "
-             "steady-state bound)", "", "## Faults", "",
-             "| at s | fault | target | reverted at s |", "|---|---|---|---|"]
+    lines = [f"# Drill {report['drill']} on {report['lab']}: {str(report.get('verdict') or '-').upper()}", "",
+             report["title"], ""]
+    lines += [f"- {name}: {value}" + (f" ({meaning})" if meaning else "") for name, value, meaning in figures(report)]
+    lines += ["", "## Faults", "", "| at s | fault | target | reverted at s |", "|---|---|---|---|"]
     lines += [f"| {f['at_s']} | {f['fault']} | {f['target']} | {f['reverted_at_s']} |" for f in report["faults"]]
     lines += ["", "## Expectations", "", "| expectation | expected | observed | ok |", "|---|---|---|---|"]
     lines += [f"| {e['name']} | {e['expected']} | {e['observed']} | {'yes' if e['ok'] else 'NO'} |"
@@ -62,12 +132,6 @@ def _markdown(report: dict[str, Any]) -> str:
         lines += [f"- {line}" for line in describe(report)]
         if report["ids"]["lost"]:
             lines.append(f"- lost ids (first {len(report['ids']['lost'])}): " + ", ".join(report["ids"]["lost"]))
-        failover = report.get("failover") or {}
-        if failover.get("detection_s") is not None:
-            lines.append(f"- failover ({failover['mode']}): detection {failover['detection_s']} s, promotion "
-                         f"{failover['promotion_s']} s, re-route {failover['reroute_s']} s")
-        elif failover.get("error"):
-            lines.append(f"- failover ({failover['mode']}) did not complete: {failover['error']}")
     if report.get("errors"):
         lines += ["", "## Why requests failed", "", "| request | error | count |", "|---|---|---|"]
         lines += [f"| {e['request']} | {e['error']} | {e['count']} |" for e in report["errors"]]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # X-Cache-Status values of an answer taken from Nginx's cache; MISS, EXPIRED, BYPASS and
 # REVALIDATED were answered (or confirmed) by a backend.
@@ -140,3 +142,46 @@ def draw_chart(path: Path, seconds: list[Second], backends: list[str], title: st
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """The seconds after a fault in which the service was too slow or answered too little."""
+
+    seconds: list[int]
+    steady_rps: float | None
+    max_p95_ms: float
+
+    @property
+    def spans(self) -> list[list[int]]:
+        """Runs of consecutive degraded seconds as [from, to) in seconds since the load started."""
+        spans: list[list[int]] = []
+        for second in self.seconds:
+            if spans and spans[-1][1] == second:
+                spans[-1][1] = second + 1
+            else:
+                spans.append([second, second + 1])
+        return spans
+
+    def to_json(self) -> dict[str, Any]:
+        return {"degraded_s": float(len(self.seconds)),
+                "degraded": {"spans": self.spans, "steady_rps": self.steady_rps, "max_p95_ms": self.max_p95_ms}}
+
+
+def degradation(samples: list[Sample], start: float, fault_at_s: float | None, max_p95_ms: float) -> Degradation:
+    """The per-second buckets from the fault's second on whose p95 exceeded `max_p95_ms` or whose
+    answered (ok) requests fell under half the steady rate: the median of the whole seconds
+    before the fault. The last bucket is left out: the load stopping in it is not the lab."""
+    seconds = bucket(samples, start)
+    if fault_at_s is None or not seconds:
+        return Degradation([], None, max_p95_ms)
+    before = [_answered(row) for row in seconds[:-1] if row.second + 1 <= fault_at_s]
+    steady = round(statistics.median(before), 1) if before else None
+    degraded = [row.second for row in seconds[:-1] if row.second + 1 > fault_at_s
+                and (percentile(sorted(row.latencies), 0.95) > max_p95_ms
+                     or (steady is not None and _answered(row) < steady / 2))]
+    return Degradation(degraded, steady, max_p95_ms)
+
+
+def _answered(row: Second) -> int:
+    return len(row.latencies) - row.failures

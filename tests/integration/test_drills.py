@@ -36,6 +36,12 @@ def test_shipped_drill_passes(cli: Cli, lab: str, name: str) -> None:
         # The upper bound is the fault's 7 s plus one 2 s burst gap, not a speed target: on two
         # shared cores the surviving backends can stay slow until the heal (7.35 s seen in CI).
         assert 0.5 <= report["detection_s"] <= 9.0, report["detection_s"]
+        # No request failed, yet the service stalled while the checks noticed: ok requests/s fell
+        # far under half the steady rate. The degraded window says so, in drill.json and report.md.
+        assert report["error_window_s"] == 0.0 and report["degraded_s"] >= 1.0, report["degraded"]
+        assert report["degraded"]["steady_rps"] > 100 and report["degraded"]["spans"], report["degraded"]
+        markdown = (run_dirs[0] / "report.md").read_text()
+        assert f"- degraded window: {report['degraded_s']} s (at " in markdown, markdown
 
 
 @pytest.fixture()

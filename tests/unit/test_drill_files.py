@@ -57,3 +57,46 @@ def test_expectations_are_evaluated() -> None:
                     {"recovery_s": 3.0})
     assert [(r["name"], r["observed"], r["ok"]) for r in rows] == [
         ("max_failed_requests", 3, False), ("max_error_rate", 0.03, True), ("recovery_within", 3.0, False)]
+
+
+def test_max_degraded_s_is_a_number_of_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "x" / "drills").mkdir(parents=True)
+    (tmp_path / "x" / "lab.yaml").write_text("title: t\nsummary: s\napp: {kind: app}\n")
+    steps = "title: t\nload: {duration: 10s}\nsteps:\n  - {at: 2s, fault: kill, target: app}\n"
+    (tmp_path / "x" / "drills" / "ok.yaml").write_text(steps + "expect: {max_degraded_s: 2.5}\n")
+    (tmp_path / "x" / "drills" / "bad.yaml").write_text(
+        steps + "expect:\n  max_degraded_s: 3s\n  max_degraded: 1\n  max_failed_requests: -1\n")
+    monkeypatch.setenv("LABCTL_LABS_DIR", str(tmp_path))
+    assert load_drill("x", "ok").expect == {"max_degraded_s": 2.5}
+    with pytest.raises(LabConfigError) as info:
+        load_drill("x", "bad")
+    assert sorted(str(p) for p in info.value.problems) == [
+        "labs/x/drills/bad.yaml:6 expect.max_degraded_s: expected a number >= 0, got '3s'",
+        "labs/x/drills/bad.yaml:7 expect.max_degraded: unknown key 'max_degraded', did you mean 'max_degraded_s'?",
+        "labs/x/drills/bad.yaml:8 expect.max_failed_requests: expected an integer >= 0, got -1",
+    ]
+
+
+def test_max_degraded_s_is_evaluated() -> None:
+    summary = {"failures": 0, "requests": 100, "latency_ms": {"p95": 80.0}}
+    rows = evaluate({"max_degraded_s": 2}, summary, {"recovery_s": 0.0, "degraded_s": 3.0})
+    assert [(r["name"], r["expected"], r["observed"], r["ok"]) for r in rows] == [("max_degraded_s", 2, 3.0, False)]
+    assert evaluate({"max_degraded_s": 3}, summary, {"recovery_s": 0.0, "degraded_s": 3.0})[0]["ok"] is True
+
+
+def test_the_chart_title_names_the_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labctl.experiments import drill, drill_report
+
+    titles: list[str] = []
+    monkeypatch.setattr(drill_report, "_draw", lambda path, report, *_: titles.append(drill_report.chart_title(report)))
+    loaded = drill.Drill("kill-backend", tmp_path, "t", "", {}, {}, [], {"max_failed_requests": 0})
+    steady = {"ok": True, "error_rate": 0.0, "p95_ms": 5.0, "requests": 300,
+              "bound": {"max_error_rate": 0.01, "max_p95_ms": 1000.0}}
+    summary = {"requests": 1000, "failures": 0, "rps": 100.0, "backends": {}, "model": "closed", "users": 10,
+               "target_rps": None, "duration_s": 10.0, "latency_ms": {"p50": 4.0, "p95": 5.0, "p99": 6.0, "max": 9.0}}
+    samples = [Sample(1000.0 + i / 100, 5.0, "app-1", True) for i in range(1000)]
+    faults = [{"at": 1004.0, "fault": "kill", "target": "app-2", "id": "x", "reverted_at": 1008.0}]
+    result = drill._finish(drill.DrillResult(tmp_path), "lb-haproxy", loaded, None, steady, steady, samples,
+                           faults, (summary, 1000.0))
+    assert result.verdict == "pass" and titles == ["lb-haproxy / kill-backend: PASS"]
+    assert drill_report.chart_title({"lab": "lb-haproxy", "drill": "kill-backend"}) == "lb-haproxy / kill-backend"
