@@ -40,6 +40,8 @@ class BlockKind:
     # Numbered services (`app-1`, `app-2`, ...) even with one container.
     numbered: ClassVar[bool] = False
     load_balancer: ClassVar[bool] = False
+    # Each container publishes its own host port: node N on the block's port + N - 1.
+    port_per_node: ClassVar[bool] = False
     scalable: ClassVar[bool] = False
     # Load for the lab is sent from inside this block's container (labctl load, drills).
     sends_load: ClassVar[bool] = False
@@ -71,11 +73,13 @@ class BlockKind:
     def host_ports(self, block: Block, endpoint: str) -> list[int]:
         """Host ports of one published endpoint (one per container for kinds that publish each)."""
         base = block.publish.get(endpoint)
-        return [] if base is None else [base]
+        if base is None:
+            return []
+        return [base + i for i in range(block.node_count)] if self.port_per_node else [base]
 
     def port_span(self, params: BlockData) -> int:
         """How many consecutive host ports one published endpoint takes."""
-        return 1
+        return self.node_count(params) if self.port_per_node else 1
 
     def endpoint_urls(self, lab: Lab, block: Block, endpoint: str, port: int, node: int | None) -> dict[str, str]:
         """URLs of one published endpoint, by the name `status` and `up` show them under."""
@@ -150,6 +154,12 @@ class Expectation:
         self.schema = schema
         self.observe = observe
         self.passes = passes
+
+
+def node_urls(lab: Lab, block: Block, scheme: str, port: int, node: int | None) -> dict[str, str]:
+    """URL of each node (or the `node`-th) of a block whose nodes publish consecutive ports."""
+    return {instance: f"{scheme}://{lab.bind}:{port + index}"
+            for index, instance in enumerate(block.instances()) if node is None or node == index}
 
 
 def ledger_expectations() -> dict[str, Expectation]:

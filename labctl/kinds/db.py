@@ -7,8 +7,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from labctl.durations import DURATION
 from labctl.errors import LabctlError, UsageError
-from labctl.kinds.base import BlockData, BlockKind, ConfigTemplate, Expectation, Injector, Progress, ledger_expectations
-from labctl.kinds.fragments import CPUS, MEMORY, PORT
+from labctl.kinds.base import (
+    BlockData,
+    BlockKind,
+    ConfigTemplate,
+    Expectation,
+    Injector,
+    Progress,
+    ledger_expectations,
+    node_urls,
+)
+from labctl.kinds.fragments import CPUS, MEMORY, node_publish
 
 if TYPE_CHECKING:
     from labctl.experiments.events import DrillEvents
@@ -26,13 +35,7 @@ class DbKind(BlockKind):
         "semisync_timeout": DURATION,
         "cpus": CPUS,
         "memory": MEMORY,
-        "publish": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["mysql"],
-            "description": "a mapping with mysql: the host port of node 1 (node N gets that port + N - 1)",
-            "properties": {"mysql": {**PORT, "maximum": 65000}},
-        },
+        "publish": node_publish("mysql", "node"),
     }
     # labctl reaches every node on its published port to set up and watch replication.
     required = ("publish",)
@@ -44,21 +47,14 @@ class DbKind(BlockKind):
         "semisync_timeout": "10s",
     }
     numbered = True
+    port_per_node = True
     target_roles = ("primary", "replicas")
 
     def node_count(self, params: BlockData) -> int:
         return int(params.get("replicas", 2)) + 1
 
-    def host_ports(self, block: Block, endpoint: str) -> list[int]:
-        base = block.publish.get(endpoint)
-        return [] if base is None else [base + i for i in range(block.node_count)]
-
-    def port_span(self, params: BlockData) -> int:
-        return self.node_count(params)
-
     def endpoint_urls(self, lab: Lab, block: Block, endpoint: str, port: int, node: int | None) -> dict[str, str]:
-        return {instance: f"mysql://{lab.bind}:{port + index}"
-                for index, instance in enumerate(block.instances()) if node is None or node == index}
+        return node_urls(lab, block, "mysql", port, node)
 
     def image_role(self, block: Block) -> str:
         return str(block.params["flavor"])

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from labctl.durations import DRILL_DURATION, DURATION, duration_ms, parse_duration
 from labctl.errors import UsageError
-from labctl.kinds.base import BlockData, BlockKind, Expectation, FieldProblem, Progress, ledger_expectations
-from labctl.kinds.fragments import CPUS, MEMORY, PORT
+from labctl.kinds.base import BlockData, BlockKind, Expectation, FieldProblem, Progress, ledger_expectations, node_urls
+from labctl.kinds.fragments import CPUS, MEMORY, node_publish
 
 if TYPE_CHECKING:
     from labctl.experiments.events import DrillEvents
@@ -28,34 +28,21 @@ class EtcdKind(BlockKind):
         "election_timeout": DURATION,
         "cpus": CPUS,
         "memory": MEMORY,
-        "publish": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["client"],
-            "description": "a mapping with client: the host port of member 1 (member N gets that port + N - 1)",
-            "properties": {"client": {**PORT, "maximum": 65000}},
-        },
+        "publish": node_publish("client", "member"),
     }
     # labctl asks every member who leads through its published client port.
     required = ("publish",)
     # etcd's own defaults (--heartbeat-interval 100, --election-timeout 1000).
     defaults: ClassVar[dict[str, Any]] = {"members": 3, "heartbeat": "100ms", "election_timeout": "1s"}
     numbered = True
+    port_per_node = True
     target_roles = ("leader", "followers")
 
     def node_count(self, params: BlockData) -> int:
         return int(params.get("members", 3))
 
-    def host_ports(self, block: Block, endpoint: str) -> list[int]:
-        base = block.publish.get(endpoint)
-        return [] if base is None else [base + i for i in range(block.node_count)]
-
-    def port_span(self, params: BlockData) -> int:
-        return self.node_count(params)
-
     def endpoint_urls(self, lab: Lab, block: Block, endpoint: str, port: int, node: int | None) -> dict[str, str]:
-        urls = {instance: f"http://{lab.bind}:{port + index}"
-                for index, instance in enumerate(block.instances()) if node is None or node == index}
+        urls = node_urls(lab, block, "http", port, node)
         if node in (None, 0):
             # `http` is where `labctl load` and drills point Locust: member 1; the etcd user
             # finds the other members from there and fails over between them itself.

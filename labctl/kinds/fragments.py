@@ -20,6 +20,17 @@ def publish(*endpoints: str) -> dict[str, Any]:
     }
 
 
+def node_publish(endpoint: str, node: str) -> dict[str, Any]:
+    """`publish` of a block whose nodes each get a host port: `endpoint` is node 1's."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [endpoint],
+        "description": f"a mapping with {endpoint}: the host port of {node} 1 ({node} N gets that port + N - 1)",
+        "properties": {endpoint: {**PORT, "maximum": 65000}},
+    }
+
+
 LB_COMMON: dict[str, Any] = {
     "backends": {"type": "string", "description": "the name of an app block"},
     "weights": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 256}},
