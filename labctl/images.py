@@ -64,7 +64,7 @@ LOCAL_BUILDS = {
     "app": "the sample app on Debian trixie's Python 3.13 (upstream: python:3.12-slim)",
     "dns": "BIND 9.20 and Python 3.13 from Debian trixie (upstream: python:3.12-slim)",
     "mysql": "MySQL from Debian unstable, a 9.x release (upstream: MySQL 8.4)",
-    "mariadb": "MariaDB 11.8 from Debian trixie (upstream: MariaDB 11.4)",
+    "mariadb": "MariaDB 11.8 with Galera 4, Spider and mariadb-backup from Debian trixie (upstream: MariaDB 11.4)",
     "nginx": "Nginx 1.26 from Debian trixie (upstream: nginx:1.26)",
     "haproxy": "HAProxy 3.0 from Debian trixie (upstream: haproxy:3.0)",
     "nettools": "Debian trixie with its network tools (upstream: debian:trixie-slim)",
