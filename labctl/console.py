@@ -100,9 +100,12 @@ def show_up(result: UpResult) -> None:
     out.print(f"  compose  {result.rendered.compose_file}")
     web = next((url for name, url in result.endpoints.items() if name == "http"), "")
     # A lab without a published endpoint (lb-dns) is loaded from inside: there is nothing to curl.
-    look = f"curl -si {web} | grep X-Served-By" if web else f"labctl load {lab.name} --duration 10s"
+    named = all(b.spec.names_backends for b in lab.blocks.values())
+    look = f"curl -si {web} | grep X-Served-By; " if web and named else ""
+    if not web:
+        look = f"labctl load {lab.name} --duration 10s; "
     extra = "".join(f" {command};" for b in lab.blocks.values() for command in b.spec.next_commands(lab, b))
-    out.print(f"next: {look}; labctl status {lab.name};{extra} labctl guide {lab.name}; labctl down {lab.name}")
+    out.print(f"next: {look}labctl status {lab.name};{extra} labctl guide {lab.name}; labctl down {lab.name}")
 
 
 def status_table(status: LabStatus) -> Table:

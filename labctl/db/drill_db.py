@@ -149,3 +149,21 @@ def present_ids(lab: Lab, prefixes: list[str]) -> set[str]:
         raise db.DbError(f"{primary.node.name}: reading the writes back failed: {exc.msg or exc}") from exc
     finally:
         connection.close()
+
+
+def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The drill table's rows for replication (largest lag) and labctl's failover phases."""
+    rows = []
+    replication = report.get("replication")
+    if replication:
+        lag = replication.get("max_lag_s")
+        fell = " (semi-sync fell back to async)" if replication.get("fell_back_to_async") else ""
+        rows.append(("replication", f"{replication['mode']}{fell}, largest replica lag "
+                     f"{'-' if lag is None else f'{lag} s'}", "heartbeat lag sampled while the load ran"))
+    failover = report.get("failover") or {}
+    if failover.get("detection_s") is not None:
+        rows.append((f"failover ({failover['mode']})", f"detection {failover['detection_s']} s, promotion "
+                     f"{failover['promotion_s']} s, re-route {failover['reroute_s']} s", ""))
+    elif failover.get("error"):
+        rows.append((f"failover ({failover['mode']})", f"did not complete: {failover['error']}", ""))
+    return rows

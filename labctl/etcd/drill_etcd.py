@@ -104,6 +104,7 @@ def election_report(views: list[ClusterView], faults: list[dict[str, Any]], all_
         "minority_commits": _minority_acks(writes, old, at, cut_until)
         if first["fault"] == "partition" else None,
         "old_leader_revision_advance": _revision_advance(cut, old) if first["fault"] == "partition" else None,
+        "old_leader_reads": _reads_of(writes, old, at, healed_at) if first["fault"] == "partition" else None,
         "leaders_seen": _leaders_seen(views),
     }
 
@@ -119,6 +120,12 @@ def _minority_acks(writes: list[ledger.Write], old: str, start: float, end: floa
     return sum(1 for w in writes if w.outcome == ledger.ACK and w.node == old and w.sent >= start and w.done <= end)
 
 
+def _reads_of(writes: list[ledger.Write], member: str, start: float, end: float) -> dict[str, int]:
+    # Read-backs asked of one member between two times (a read-back follows its write's ack).
+    counts = ledger.stale_reads([w for w in writes if w.read_node == member and start <= w.done <= end])
+    return {key: counts[key] for key in ("reads", "stale", "failed")}
+
+
 def _revision_advance(views: list[ClusterView], old: str) -> int | None:
     revisions = [m.revision for v in views if (m := v.member(old)) is not None and m.reachable]
     return max(revisions) - min(revisions) if revisions else None
@@ -131,3 +138,22 @@ def _leaders_seen(views: list[ClusterView]) -> list[dict[str, Any]]:
         if not seen or (seen[-1]["leader"], seen[-1]["term"]) != (view.leader, view.term):
             seen.append({"at": round(view.at, 3), "leader": view.leader, "term": view.term})
     return seen
+
+
+def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The drill table's rows for the election and, in a partition, what the old leader did."""
+    election = report.get("election")
+    if not election:
+        return []
+    took = "no new leader seen" if election["election_s"] is None else f"{election['election_s']} s"
+    rows = [("election", f"{election['old_leader']} (term {election['term_before']}) -> {election['new_leader']} "
+             f"(term {election['term_after']}) in {took}", "fault in place until another member led at a "
+             "higher term")]
+    if election.get("minority_commits") is not None:
+        rows.append(("cut-off leader", f"{election['minority_commits']} writes acknowledged, applied revision "
+                     f"moved {election['old_leader_revision_advance']}", "while it was alone in its minority"))
+    reads = election.get("old_leader_reads")
+    if reads and (reads["reads"] or reads["failed"]):
+        rows.append(("cut-off leader's reads", f"{reads['reads']} answered, {reads['stale']} stale, "
+                     f"{reads['failed']} unanswered", "read-backs asked of it until the heal"))
+    return rows

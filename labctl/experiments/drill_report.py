@@ -73,7 +73,7 @@ def figures(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("recovery", f"{report['recovery_s']} s", "first fault until the error rate stayed under the "
          "steady-state bound"),
     ]
-    return rows + _steady_rows(report) + _db_rows(report)
+    return rows + _steady_rows(report) + _kind_rows(report)
 
 
 def _degraded_value(report: dict[str, Any]) -> str:
@@ -101,21 +101,11 @@ def _steady_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _db_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    rows = []
-    replication = report.get("replication")
-    if replication:
-        lag = replication.get("max_lag_s")
-        fell = " (semi-sync fell back to async)" if replication.get("fell_back_to_async") else ""
-        rows.append(("replication", f"{replication['mode']}{fell}, largest replica lag "
-                     f"{'-' if lag is None else f'{lag} s'}", "heartbeat lag sampled while the load ran"))
-    failover = report.get("failover") or {}
-    if failover.get("detection_s") is not None:
-        rows.append((f"failover ({failover['mode']})", f"detection {failover['detection_s']} s, promotion "
-                     f"{failover['promotion_s']} s, re-route {failover['reroute_s']} s", ""))
-    elif failover.get("error"):
-        rows.append((f"failover ({failover['mode']})", f"did not complete: {failover['error']}", ""))
-    return rows
+def _kind_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    # Each kind shows its own part of drill.json (a db block its replication and failover).
+    from labctl import kinds
+
+    return [row for kind in kinds.REGISTRY.values() for row in kind.report_rows(report)]
 
 
 def _markdown(report: dict[str, Any]) -> str:

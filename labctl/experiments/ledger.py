@@ -43,6 +43,8 @@ class Write:
     outcome: str
     node: str = ""
     stale: bool | None = None  # the read-back after an ack: True when the replica lacked the row
+    read_node: str = ""  # who answered the read-back
+    read_failed: bool = False  # a read-back was tried and got no usable answer
 
 
 def write_outcome(status: int, app_outcome: str | None, refused: bool) -> str:
@@ -84,7 +86,8 @@ def parse_line(line: str) -> Write:
     stale = data.get("stale")
     return Write(id=str(data["id"]), run=str(data["run"]), sent=float(data["sent"]), done=float(data["done"]),
                  status=int(data["status"]), outcome=outcome, node=str(data.get("node") or ""),
-                 stale=None if stale is None else bool(stale))
+                 stale=None if stale is None else bool(stale), read_node=str(data.get("read_node") or ""),
+                 read_failed="read_status" in data and stale is None)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -193,7 +196,6 @@ def report(writes: list[Write], present: Iterable[str], fault_at: float | None =
     """The drill.json part for DB drills: write counts, RTO, RPO, stale reads and ids."""
     result = classify(writes, present)
     loss = rpo(writes, result.lost)
-    read_back = [w for w in writes if w.stale is not None]
     return {
         "writes": {
             "attempted": len(writes), "acknowledged": result.count(ACK), "failed": result.count(FAILED),
@@ -207,9 +209,22 @@ def report(writes: list[Write], present: Iterable[str], fault_at: float | None =
         "rpo_writes": loss["writes"],
         "rpo": loss,
         "write_error_window": error_window(writes),
-        "stale_reads": {"reads": len(read_back), "stale": sum(1 for w in read_back if w.stale)},
+        "stale_reads": stale_reads(writes),
         "id_prefixes": prefixes(writes),
     }
+
+
+def stale_reads(writes: list[Write]) -> dict[str, Any]:
+    """Read-backs after an ack: how many answered, how many of those lacked the write, how many
+    got no answer, in all and per member that was asked."""
+    def counts(chosen: list[Write]) -> dict[str, int]:
+        answered = [w for w in chosen if w.stale is not None]
+        return {"reads": len(answered), "stale": sum(1 for w in answered if w.stale),
+                "failed": sum(1 for w in chosen if w.read_failed)}
+
+    tried = [w for w in writes if w.stale is not None or w.read_failed]
+    nodes = sorted({w.read_node for w in tried if w.read_node})
+    return {**counts(tried), "by_node": {n: counts([w for w in tried if w.read_node == n]) for n in nodes}}
 
 
 def _rto_line(fault_at: float | None, rto_s: float | None, no_fault: str) -> str:
@@ -237,5 +252,6 @@ def describe(result: dict[str, Any], no_fault: str = "RTO: no fault time given")
     if w["failed_present"]:
         lines.append(f"warning: {w['failed_present']} writes reported failed are present: an outcome was wrong")
     reads = result["stale_reads"]
-    lines.append(f"stale reads: {reads['stale']} of {reads['reads']} read-backs after an ack")
+    failed = f"; {reads['failed']} read-backs got no answer" if reads.get("failed") else ""
+    lines.append(f"stale reads: {reads['stale']} of {reads['reads']} read-backs after an ack{failed}")
     return lines

@@ -194,9 +194,10 @@ def start_load(lab: str, options: LoadOptions, run_dir: Path) -> LocustRun:
         return _start_inlab(lab, options, run_dir, container)
     host = endpoint_url(lab, options.endpoint)
     argv = locust_argv(host, locust_files(lab, options), options, run_dir)
+    env = {**_environment(run_dir, options), **_kind_environment(lab)}
     cpu_before = _children_cpu()
     with open(run_dir / "locust.log", "w", encoding="utf-8") as log:
-        process = subprocess.Popen(argv, env=_environment(run_dir, options), stdout=log,
+        process = subprocess.Popen(argv, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, cwd=run_dir)
     return LocustRun(lab, options, run_dir, process, time.time(), cpu_before)
 
@@ -278,6 +279,17 @@ def run_load(lab: str, options: LoadOptions, progress: Progress) -> LoadResult:
     summary.update(_kind_reports(run, progress))
     write_run(run.run_dir, samples, summary)
     return LoadResult(run.run_dir, summary)
+
+
+def _kind_environment(lab_name: str) -> dict[str, str]:
+    # What the lab's blocks tell its users (an etcd block: how writes are read back).
+    from labctl.running import attach
+
+    lab = attach(lab_name).lab
+    found: dict[str, str] = {}
+    for block in lab.blocks.values():
+        found.update(block.spec.load_environment(lab, block))
+    return found
 
 
 def _kind_reports(run: LocustRun, progress: Progress) -> dict[str, Any]:

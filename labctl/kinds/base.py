@@ -49,6 +49,9 @@ class BlockKind:
     target_roles: ClassVar[tuple[str, ...]] = ()
     # Answers name lookups for the lab (a fault can withdraw a record from it).
     serves_names: ClassVar[bool] = False
+    # Serves or passes on HTTP answers naming the app container in X-Served-By; a lab with a
+    # block that does not (etcd's own gateway) is not shown `curl ... | grep X-Served-By`.
+    names_backends: ClassVar[bool] = True
 
     def schema(self) -> dict[str, Any]:
         """The JSON schema of one block of this kind."""
@@ -131,10 +134,19 @@ class BlockKind:
         """Faults only this kind of block can take, by name (`labctl chaos LAB NAME TARGET`)."""
         return {}
 
+    def load_environment(self, lab: Lab, block: Block) -> dict[str, str]:
+        """Environment variables the lab's Locust users read for this block (what a write does)."""
+        return {}
+
     def load_report(self, lab: Lab, block: Block, run_dir: Path, started: float, ended: float,
                     progress: Progress) -> dict[str, Any]:
         """What a `labctl load` run adds to its summary for this block (a db: its writes checked)."""
         return {}
+
+    def report_rows(self, report: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """(figure, value, meaning) rows this kind adds to a drill's table and report.md, from
+        the parts of drill.json it wrote."""
+        return []
 
     def drill_steps(self) -> dict[str, Any]:
         """Step keys this kind handles in drill files, with their schema."""
@@ -164,7 +176,7 @@ def node_urls(lab: Lab, block: Block, scheme: str, port: int, node: int | None) 
 
 def ledger_expectations() -> dict[str, Expectation]:
     """The expectations every kind with a lost-write ledger shares: acknowledged writes lost,
-    and the time until writes were accepted again."""
+    the time until writes were accepted again, and read-backs that missed an acknowledged write."""
     from labctl.durations import DRILL_DURATION, parse_duration
 
     return {
@@ -173,6 +185,9 @@ def ledger_expectations() -> dict[str, Expectation]:
             lambda e, o: o is not None and o <= e),
         "rto_within": Expectation(
             DRILL_DURATION, lambda m: m.get("rto_s"), lambda e, o: o is not None and o <= parse_duration(str(e))),
+        "max_stale_reads": Expectation(
+            {"type": "integer", "minimum": 0}, lambda m: m.get("stale_reads", {}).get("stale"),
+            lambda e, o: o is not None and o <= e),
     }
 
 

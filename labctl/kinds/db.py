@@ -109,6 +109,11 @@ class DbKind(BlockKind):
         writes = writes_report(lab.name, run_dir, started, ended)
         return {} if writes is None else {"db": writes}
 
+    def report_rows(self, report: dict[str, Any]) -> list[tuple[str, str, str]]:
+        from labctl.db.drill_db import report_rows
+
+        return report_rows(report)
+
     def drill_steps(self) -> dict[str, Any]:
         return {"failover": {"enum": ["auto", "now"]}}
 

@@ -26,6 +26,8 @@ class EtcdKind(BlockKind):
         "members": {"enum": [3, 5]},
         "heartbeat": DURATION,
         "election_timeout": DURATION,
+        # How the load reads each acknowledged write back from another member, if at all.
+        "read_back": {"enum": ["off", "linearizable", "serializable"]},
         "cpus": CPUS,
         "memory": MEMORY,
         "publish": node_publish("client", "member"),
@@ -33,9 +35,11 @@ class EtcdKind(BlockKind):
     # labctl asks every member who leads through its published client port.
     required = ("publish",)
     # etcd's own defaults (--heartbeat-interval 100, --election-timeout 1000).
-    defaults: ClassVar[dict[str, Any]] = {"members": 3, "heartbeat": "100ms", "election_timeout": "1s"}
+    defaults: ClassVar[dict[str, Any]] = {"members": 3, "heartbeat": "100ms", "election_timeout": "1s",
+                                            "read_back": "off"}
     numbered = True
     port_per_node = True
+    names_backends = False
     target_roles = ("leader", "followers")
 
     def node_count(self, params: BlockData) -> int:
@@ -90,6 +94,9 @@ class EtcdKind(BlockKind):
 
         EtcdDrill(lab, block, progress).subscribe(events)
 
+    def load_environment(self, lab: Lab, block: Block) -> dict[str, str]:
+        return {"LABCTL_ETCD_READ_BACK": str(block.params.get("read_back", "off"))}
+
     def load_report(self, lab: Lab, block: Block, run_dir: Path, started: float, ended: float,
                     progress: Progress) -> dict[str, Any]:
         from labctl.etcd.drill_etcd import writes_report
@@ -99,6 +106,11 @@ class EtcdKind(BlockKind):
             return {}
         progress("reading every write back from the cluster")
         return {"db": writes_report(lab, block, run_dir, [])}
+
+    def report_rows(self, report: dict[str, Any]) -> list[tuple[str, str, str]]:
+        from labctl.etcd.drill_etcd import report_rows
+
+        return report_rows(report)
 
     def drill_expectations(self) -> dict[str, Expectation]:
         # Same names and meaning as the db kind's, so compare puts both in one table.

@@ -7,7 +7,14 @@ Each user sticks to one member and moves to the next on any error, so writes kee
 while a member is down or cut off. A write is `ack` only on HTTP 200 (etcd answers once the
 entry is committed by a majority and applied); no answer within LABCTL_ETCD_TIMEOUT seconds
 (default 1) is `unknown`, as is any 5xx; a refused connection is `failed`. The answering
-member is the sample's backend and the ledger's node. A lab's locustfile uses it with:
+member is the sample's backend and the ledger's node.
+
+With LABCTL_ETCD_READ_BACK=linearizable or serializable (the block's `read_back`), every
+acknowledged write is read back from another member, the same one for the user's whole run:
+a linearizable read goes through the leader's ReadIndex and never misses an acknowledged
+write; a serializable one is answered from that member's own copy, which may not have it
+yet (stale). A read without an answer within the timeout is a failed read-back. A lab's
+locustfile uses it with:
 
     from labctl.loadgen.etcd_user import EtcdWriteUser  # noqa: F401
 """
@@ -30,6 +37,7 @@ from labctl.loadgen.db_user import RUN_ID, record
 
 KEY_PREFIX = "labctl/writes/"
 TIMEOUT_S = float(os.environ.get("LABCTL_ETCD_TIMEOUT", "1"))
+READ_BACK = os.environ.get("LABCTL_ETCD_READ_BACK", "off")
 # After an error, a short pause: a member without a leader refuses at once, and a user must
 # not spin on it.
 ERROR_PAUSE_S = 0.05
@@ -87,8 +95,11 @@ class EtcdWriteUser(User):
 
     def on_start(self) -> None:
         self.members = discover(self.host or "")
-        self.current = next(_user_numbers) % len(self.members)
+        number = next(_user_numbers)
+        self.current = number % len(self.members)
+        self.reader = (number + 1) % len(self.members)
         self.connection: http.client.HTTPConnection | None = None
+        self.read_connection: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.connection is None:
@@ -108,6 +119,8 @@ class EtcdWriteUser(User):
         entry["sent"] = time.time()
         try:
             self.write(entry)
+            if READ_BACK != "off" and entry["outcome"] == ACK:
+                self.read_back(entry)
         finally:
             if "outcome" not in entry:  # interrupted (Locust stopping): the write may have landed
                 entry.update(done=time.time(), status=0, outcome=UNKNOWN, error="interrupted")
@@ -135,3 +148,26 @@ class EtcdWriteUser(User):
         self.environment.events.request.fire(
             request_type="POST", name="/v3/kv/put", response_time=(time.perf_counter() - started) * 1000,
             response_length=0, response=Served(member), context={}, exception=error)
+
+    def read_back(self, entry: dict[str, Any]) -> None:
+        member, port = self.members[self.reader]
+        body = {"key": _b64(KEY_PREFIX + entry["id"]), "serializable": READ_BACK == "serializable"}
+        started = time.perf_counter()
+        error: BaseException | None = None
+        status = 0
+        answer: dict[str, Any] = {}
+        try:
+            if self.read_connection is None:
+                self.read_connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
+            status, answer = post(0, "/v3/kv/range", body, TIMEOUT_S, self.read_connection)
+        except (OSError, http.client.HTTPException) as exc:
+            error, self.read_connection = exc, None
+        entry.update(read_status=status, read_node=member)
+        # The gateway leaves out "kvs" when the key is not there.
+        entry["stale"] = not answer.get("kvs") if status == 200 else None
+        if status != 200:
+            error = error or RuntimeError(str(answer.get("message") or f"HTTP {status}")[:200])
+        self.environment.events.request.fire(
+            request_type="POST", name=f"/v3/kv/range ({READ_BACK})",
+            response_time=(time.perf_counter() - started) * 1000, response_length=0, response=Served(member),
+            context={}, exception=error)

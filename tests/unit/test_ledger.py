@@ -52,7 +52,7 @@ def test_report_has_the_drill_json_shape() -> None:
     assert report["rpo"] == {"writes": 2, "span_s": 0.05, "first_ack": 999.91, "last_ack": 999.96}
     assert report["rto_s"] == 6.1
     assert report["write_error_window"] == {"start": 999.98, "end": 1009.98, "duration_s": 10.0, "writes": 4}
-    assert report["stale_reads"] == {"reads": 6, "stale": 1}
+    assert report["stale_reads"] == {"reads": 6, "stale": 1, "failed": 1, "by_node": {}}  # p102-4: a 503
     assert report["id_prefixes"] == [f"{RUN}-"]
     json.dumps(report)  # drill.json must be able to hold it
 
@@ -95,7 +95,8 @@ def test_recorded_failover_loses_exactly_the_unreplicated_acks() -> None:
                                 "recovered": 0, "unexpected": 0, "failed_present": 0}
     assert (report["rpo_writes"], report["rpo"]["span_s"], report["rto_s"]) == (371, 1.957, 1.413)
     assert report["write_error_window"]["duration_s"] == 1.275
-    assert report["stale_reads"] == {"reads": 875, "stale": 490}
+    assert report["stale_reads"] == {"reads": 875, "stale": 490, "failed": 0,
+                                     "by_node": {"mysql-2": {"reads": 875, "stale": 490, "failed": 0}}}
     assert len(report["ids"]["lost"]) == ledger.MAX_LISTED_IDS
     assert ledger.describe(report) == [
         "writes: 875 acknowledged, 48 failed, 0 unknown (of 923)",
