@@ -1,6 +1,8 @@
 """consensus-etcd on a real Docker engine: three members form one Raft cluster with one
-leader, a load's writes are all read back, and killing the leader elects another within
-the bound and loses no acknowledged write. One lab up for the whole module."""
+leader, a load's writes are all read back, killing the leader elects another within the
+bound and loses no acknowledged write, and cutting the leader off shows what each read
+mode promises: linearizable read-backs are never stale, serializable ones from the cut-off
+leader are. One lab up for the whole module (re-upped with the other read mode)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def etcd_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
         assert lab_objects(LAB) == []
 
     request.addfinalizer(cleanup)
-    runner.ok("up", LAB)
+    runner.ok("up", LAB, "--set", "etcd.read_back=linearizable")
     return runner
 
 
@@ -50,8 +52,12 @@ def test_a_load_writes_unique_keys_and_reads_every_one_back(etcd_lab: Cli) -> No
     writes = summary["db"]["writes"]
     assert writes["attempted"] > 100 and writes["acknowledged"] == writes["attempted"]
     assert writes["lost"] == 0 and writes["unexpected"] == 0
-    # Two users start on two members: each answers under its own name.
-    assert set(summary["backends"]) <= {"etcd-1", "etcd-2", "etcd-3"} and len(summary["backends"]) == 2
+    # Linearizable read-backs from another member: every acknowledged write is there.
+    assert summary["db"]["stale_reads"]["reads"] > 100 and summary["db"]["stale_reads"]["stale"] == 0
+    # Two users write to etcd-1 and etcd-2 and read back from the next member: each member
+    # answers under its own name, and etcd-2 serves one user's writes and the other's reads.
+    backends = summary["backends"]
+    assert set(backends) == {"etcd-1", "etcd-2", "etcd-3"} and backends["etcd-2"] > backends["etcd-3"]
 
 
 def test_kill_leader_elects_another_and_loses_no_acknowledged_write(etcd_lab: Cli, tmp_path: Path) -> None:
@@ -66,3 +72,26 @@ def test_kill_leader_elects_another_and_loses_no_acknowledged_write(etcd_lab: Cl
     # Healed: the old leader is back as a follower, every member healthy under one leader.
     view = _view()
     assert len(view.healthy) == 3 and view.leader is not None
+
+
+def _partition(etcd_lab: Cli) -> dict[str, Any]:
+    result = etcd_lab.run("drill", LAB, "partition-leader", "--json")
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report["verdict"] == "pass", result.stdout[-3000:]
+    assert report["writes"]["lost"] == 0 and report["election"]["minority_commits"] == 0
+    return report
+
+
+def test_a_cut_off_leader_answers_no_linearizable_read(etcd_lab: Cli) -> None:
+    report = _partition(etcd_lab)
+    assert report["stale_reads"]["reads"] > 100 and report["stale_reads"]["stale"] == 0
+    # Alone, it cannot confirm it still leads (ReadIndex needs a majority): no answers at all.
+    assert report["election"]["old_leader_reads"]["reads"] == 0
+
+
+def test_a_cut_off_leader_serves_stale_serializable_reads(etcd_lab: Cli) -> None:
+    etcd_lab.ok("up", LAB, "--set", "etcd.read_back=serializable")
+    report = _partition(etcd_lab)
+    cut_off = report["election"]["old_leader_reads"]
+    # Every write the majority acknowledged while it was cut off is missing from its copy.
+    assert cut_off["reads"] > 20 and cut_off["stale"] >= 0.9 * cut_off["reads"]
