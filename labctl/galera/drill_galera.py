@@ -23,10 +23,9 @@ PROBE_INTERVAL_S = 0.2
 PROBE_TIMEOUT_S = 3.0
 REJOIN_TIMEOUT_S = 180.0
 CUTTING = ("kill", "stop", "pause", "partition")
-# Lines the joiner logs: Galera's IST receiver, and the SST script it runs otherwise.
-IST_LINE = re.compile(r"IST received|Receiving IST")
-SST_LINE = re.compile(r"SST started on joiner|SST received|wsrep_sst_\w+ --role '?joiner")
-TRANSFER_LINE = re.compile(r"State transfer required|Shifting (?:PRIMARY|OPEN) -> (?:PRIMARY|JOINER)")
+# The joiner's IST receiver covers the writesets it lacks: from 0 when it had no position (a
+# full copy, SST, came first), from just past its own position when that was enough (IST).
+IST_RANGE = re.compile(r"Prepared IST receiver for (\d+)-(\d+)")
 
 
 class NodeProbe(BackgroundWatch):
@@ -121,7 +120,7 @@ class GaleraDrill:
         wait_whole(self.lab, self.block, REJOIN_TIMEOUT_S, self.progress)
         back_at = float(self.cut.get("reverted_at") or self.cut["in_place_at"])
         seconds = round(time.time() - back_at, 3)
-        method = transfer_method(inventory.container_logs_tail(f"{self.lab.project}-{target}", 600))
+        method = transfer_method(inventory.container_logs_tail(f"{self.lab.project}-{target}", 5000))
         results.setdefault("galera", {})["rejoin"] = {"node": target, "seconds": seconds, "method": method,
                                                       "measured_from": "the fault's revert"}
         self.progress(f"{target} is Synced again, {seconds} s after the fault was reverted ({method})")
@@ -179,15 +178,12 @@ def _first_non_primary(samples: list[dict[str, Any]], start: float) -> float | N
 
 
 def transfer_method(log: str) -> str:
-    """IST or SST: what the node's log says its last state transfer was ('none' without one)."""
-    lines = log.splitlines()
-    starts = [i for i, line in enumerate(lines) if TRANSFER_LINE.search(line)]
-    recent = lines[starts[-1]:] if starts else lines
-    if any(SST_LINE.search(line) for line in recent):
-        return "SST"
-    if any(IST_LINE.search(line) for line in recent):
-        return "IST"
-    return "none"
+    """IST or SST: how the node's log says it got its last state ('none' without a transfer)."""
+    ranges = IST_RANGE.findall(log)
+    if not ranges:
+        return "none"
+    first, last = (int(n) for n in ranges[-1])
+    return "SST" if first == 0 else f"IST ({last - first + 1} writesets)"
 
 
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
