@@ -148,8 +148,10 @@ def status(lab: Lab, block: Block) -> dict[str, Any]:
         else:
             row["error"] = view.error
         rows.append(row)
-    return {"lab": lab.name, "kind": "galera", "title": f"{lab.name}: Galera cluster {block.name}, HAProxy writes to {writer_of(views) or 'no node'}",
-            "writer": writer_of(views), "whole": whole(views, block.node_count),
+    writer = writer_of(views)
+    return {"lab": lab.name, "kind": "galera",
+            "title": f"{lab.name}: Galera cluster {block.name}, HAProxy writes to {writer or 'no node'}",
+            "writer": writer, "whole": whole(views, block.node_count),
             "columns": ["node", "wsrep_cluster_status", "wsrep_cluster_size", "wsrep_local_state_comment",
                         "error"],
             "nodes": rows}

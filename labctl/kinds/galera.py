@@ -58,9 +58,10 @@ class GaleraKind(BlockKind):
 
     def config_templates(self, lab: Lab, block: Block) -> list[ConfigTemplate]:
         suspect = duration_ms(str(block.params["suspect_timeout"]))
-        timing: dict[str, object] = {"suspect": _iso_seconds(suspect), "inactive": _iso_seconds(max(15000, 3 * suspect)),
-                  "peers": block.instances()}
-        nodes: list[ConfigTemplate] = [("galera/node.cnf.j2", f"{node}.cnf", {"node": node, **timing}) for node in block.instances()]
+        timing: dict[str, object] = {"suspect": _iso_seconds(suspect), "peers": block.instances(),
+                                     "inactive": _iso_seconds(max(15000, 3 * suspect))}
+        nodes: list[ConfigTemplate] = [("galera/node.cnf.j2", f"{node}.cnf", {"node": node, **timing})
+                                       for node in block.instances()]
         return [*nodes, *super().config_templates(lab, block)]
 
     def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
