@@ -27,7 +27,12 @@ def status_cmd(lab: str, as_json: bool) -> None:
     from labctl import console
     from labctl.db import status as db_status
 
-    report = db_status.status(console.attached(lab).lab)
+    running = console.attached(lab).lab
+    own = next((r for b in running.blocks.values() if (r := b.spec.db_status(running, b)) is not None), None)
+    if own is not None:
+        click.echo(json.dumps(own, indent=2)) if as_json else console.out.print(_kind_table(own))
+        return
+    report = db_status.status(running)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -53,6 +58,20 @@ def _status_table(report: dict[str, Any]) -> Table:
         read_only = {True: "yes", False: "no"}.get(row.get("read_only"), "")
         table.add_row(row["node"], row["role"], read_only, str(row.get("transactions", "")),
                       str(row.get("source") or ""), threads, lag, error)
+    return table
+
+
+def _kind_table(report: dict[str, Any]) -> Table:
+    """The table of a database kind with a status of its own: its columns, one row per node."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=report["title"], box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    for column in report["columns"]:
+        table.add_column(column, no_wrap=column != "error", overflow="fold")
+    for row in report["nodes"]:
+        table.add_row(*(_short(str(row.get(c) or "")) if c == "error" else str(row.get(c) or "")
+                        for c in report["columns"]))
     return table
 
 

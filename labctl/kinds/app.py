@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from labctl.kinds.base import BlockData, BlockKind, FieldProblem, blocks_of
+from labctl.kinds.base import BlockData, BlockKind, FieldProblem, blocks_of, database_blocks
 from labctl.kinds.fragments import CPUS, MEMORY, publish
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class AppKind(BlockKind):
 
 
 def _database_problems(name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
-    dbs = blocks_of(blocks, "db")
+    dbs = database_blocks(blocks)
     database, via = block.get("database"), block.get("database_via")
     if database is not None and database not in dbs:
         known = ", ".join(dbs) or "none"

@@ -52,6 +52,9 @@ class BlockKind:
     # Serves or passes on HTTP answers naming the app container in X-Served-By; a lab with a
     # block that does not (etcd's own gateway) is not shown `curl ... | grep X-Served-By`.
     names_backends: ClassVar[bool] = True
+    # A database that speaks MySQL: the app may write to it, and a haproxy block in front of it
+    # routes with this template (None: not a database).
+    mysql_router: ClassVar[str | None] = None
 
     def schema(self) -> dict[str, Any]:
         """The JSON schema of one block of this kind."""
@@ -130,6 +133,11 @@ class BlockKind:
     def subscribe(self, lab: Lab, block: Block, events: DrillEvents, progress: Progress) -> None:
         """Hook the block into a drill (watch replication, handle its own step kinds)."""
 
+    def db_status(self, lab: Lab, block: Block) -> dict[str, Any] | None:
+        """What `labctl db status` shows for a database of its own design (JSON-ready: `title`,
+        `columns` and `nodes`, one dict per node keyed by column); None: the db kind's view."""
+        return None
+
     def faults(self) -> dict[str, Injector]:
         """Faults only this kind of block can take, by name (`labctl chaos LAB NAME TARGET`)."""
         return {}
@@ -194,6 +202,14 @@ def ledger_expectations() -> dict[str, Expectation]:
 def blocks_of(blocks: dict[str, BlockData], kind: str) -> list[str]:
     """Names of the (raw, validated) blocks of one kind, in file order."""
     return [name for name, block in blocks.items() if block["kind"] == kind]
+
+
+def database_blocks(blocks: dict[str, BlockData]) -> list[str]:
+    """Names of the (raw, validated) blocks of every kind that is a MySQL database."""
+    from labctl.kinds import REGISTRY
+
+    return [name for name, block in blocks.items()
+            if block["kind"] in REGISTRY and REGISTRY[block["kind"]].mysql_router is not None]
 
 
 def reference(name: str, block: BlockData, key: str, known: list[str], what: str) -> list[FieldProblem]:

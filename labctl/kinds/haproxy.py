@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from labctl.durations import DURATION
-from labctl.kinds.base import BlockData, ConfigTemplate, FieldProblem, Progress, blocks_of
+from labctl.kinds.base import BlockData, ConfigTemplate, FieldProblem, Progress, blocks_of, database_blocks
 from labctl.kinds.fragments import ALGORITHMS, LB_COMMON, publish
 from labctl.kinds.lb import LoadBalancerKind
 
@@ -84,12 +84,13 @@ class HaproxyKind(LoadBalancerKind):
         },
     }
     config_files = ("haproxy.cfg",)
-    backend_kinds = ("app", "db")
+    backend_kinds = ("app", "db", "galera")
     backend_words = "an app or db block"
 
     def config_templates(self, lab: Lab, block: Block) -> list[ConfigTemplate]:
-        if routes_database(lab, block):
-            return [("haproxy/db-router.cfg.j2", "haproxy.cfg", {})]
+        router = lab.blocks[str(block.params["backends"])].spec.mysql_router
+        if router is not None:
+            return [(router, "haproxy.cfg", {})]
         return super().config_templates(lab, block)
 
     def endpoint_urls(self, lab: Lab, block: Block, endpoint: str, port: int, node: int | None) -> dict[str, str]:
@@ -99,7 +100,7 @@ class HaproxyKind(LoadBalancerKind):
         return {endpoint: f"http://{lab.bind}:{port}{suffix}"}
 
     def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
-        apps, dbs = blocks_of(blocks, "app"), blocks_of(blocks, "db")
+        apps, dbs = blocks_of(blocks, "app"), database_blocks(blocks)
         return [*super().reference_problems(name, block, blocks), *_layer7_problems(name, block, apps, dbs),
                 *_discovery_problems(name, block, blocks)]
 
@@ -109,11 +110,6 @@ class HaproxyKind(LoadBalancerKind):
         progress(f"reloading {block.service_base} for its new config")
         # HAProxy's master (-W) reloads its workers on USR2.
         local_runtime().kill(f"{lab.project}-{block.service_base}", signal="SIGUSR2")
-
-
-def routes_database(lab: Lab, block: Block) -> bool:
-    """True for a haproxy block in front of a db block (a MySQL router)."""
-    return lab.blocks[str(block.params["backends"])].kind == "db"
 
 
 def _layer7_problems(name: str, block: BlockData, apps: list[str], dbs: list[str]) -> list[FieldProblem]:
