@@ -27,13 +27,30 @@ def status_cmd(lab: str, as_json: bool) -> None:
     from labctl import console
     from labctl.db import status as db_status
 
-    report = db_status.status(console.attached(lab).lab)
+    running = console.attached(lab).lab
+    own = [r for b in running.blocks.values() if (r := b.spec.db_status(running, b)) is not None]
+    if own:
+        _show_kind_status(own, as_json)
+        return
+    report = db_status.status(running)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     console.out.print(_status_table(report))
     if report["fell_back_to_async"]:
         console.out.print("[bold red]semi-sync fell back to async[/]: acknowledged writes may be lost")
+
+
+def _show_kind_status(reports: list[dict[str, Any]], as_json: bool) -> None:
+    from labctl import console
+
+    if as_json:
+        click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        return
+    for report in reports:
+        rows = [[str(node.get(c) if node.get(c) is not None else "") for c in report["columns"]]
+                for node in report["nodes"]]
+        console.out.print(console.kind_table({**report, "rows": rows}))
 
 
 def _status_table(report: dict[str, Any]) -> Table:

@@ -130,6 +130,11 @@ class BlockKind:
     def subscribe(self, lab: Lab, block: Block, events: DrillEvents, progress: Progress) -> None:
         """Hook the block into a drill (watch replication, handle its own step kinds)."""
 
+    def db_status(self, lab: Lab, block: Block) -> dict[str, Any] | None:
+        """What `labctl db status` shows for a database of its own design (JSON-ready: `title`,
+        `columns` and `nodes`, one dict per node keyed by column); None: the db kind's view."""
+        return None
+
     def faults(self) -> dict[str, Injector]:
         """Faults only this kind of block can take, by name (`labctl chaos LAB NAME TARGET`)."""
         return {}
