@@ -61,12 +61,16 @@ def _shards() -> tuple[ShardMap, list[Any], ThreadPoolExecutor] | str:
 
     if appdb.pymysql is None:
         return "no MySQL driver in this image (PyMySQL is not installed)"
+    # labctl rewrites the map in place when the strategy changes: the next request routes by it.
+    changed = os.stat(path).st_mtime_ns
     with _setup:
-        if not _state:
+        if _state.get("changed") != changed:
             with open(path, encoding="utf-8") as handle:
                 shard_map = ShardMap.from_json(json.load(handle))
             pools = [appdb.Pool(*appdb.parse_address(a)) for a in shard_map.addresses]
-            _state.update(map=shard_map, pools=pools, fan=ThreadPoolExecutor(max_workers=4 * len(pools)))
+            if "fan" not in _state:
+                _state["fan"] = ThreadPoolExecutor(max_workers=4 * len(pools))
+            _state.update(map=shard_map, pools=pools, changed=changed)
         return _state["map"], _state["pools"], _state["fan"]
 
 
