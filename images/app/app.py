@@ -5,7 +5,8 @@ Endpoints: / , /health, /work?ms=N (burn CPU), /sleep?ms=N (wait), and switches 
 drills: POST /_chaos/slow?ms=N, /_chaos/fail?percent=P, /_chaos/unhealthy,
 /_chaos/reset, GET /_chaos. With DB_WRITER set, also POST /write?id=ID, GET /read/<id>
 and GET /read/<id>?primary=1 (see appdb.py; those need PyMySQL, the rest is standard
-library only); with SHARD_MAP set, /shard/write and /shard/read/<id> (appshard.py). The chaos switches apply to the DB endpoints too.
+library only); with SHARD_MAP set, /shard/write and /shard/read/<id> (appshard.py).
+The chaos switches apply to the DB endpoints too.
 """
 
 from __future__ import annotations
