@@ -102,7 +102,8 @@ def test_missing_title_and_block_kind(labs_root: Path) -> None:
     write_lab(labs_root, "k", "summary: s\nweb:\n  replicas: 2\n")
     assert problems_of("k") == [
         "k/lab.yaml:1 missing required key 'title'",
-        "k/lab.yaml:2 web: building block 'web' needs a kind (one of app, nginx, haproxy, db, dns, client, etcd, shards)",
+        "k/lab.yaml:2 web: building block 'web' needs a kind "
+        "(one of app, nginx, haproxy, db, dns, client, etcd, shards)",
     ]
 
 
