@@ -204,6 +204,8 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
     out.print(table)
     out.print(answered_table(summary))
     show_errors(summary.get("errors", []), summary["failures"])
+    for extra in summary.get("tables", []):
+        out.print(kind_table(extra))
     if "db" in summary:
         show_writes(summary["db"], "RTO: no db node was killed, stopped or paused (labctl chaos) during the load")
     if summary["load_gen_bound"]:
@@ -212,6 +214,16 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
                   "generator's limit, not the lab's. Use --processes auto or --rate.")
     extra = "samples-inlab.csv, client.log" if inlab else "locust-report.html"
     out.print(f"run folder: {run_dir} (summary.json, timeline.csv, timeline.png, {extra})")
+
+
+def kind_table(data: dict[str, Any]) -> Table:
+    """A table a block kind added to a report: `title`, `columns` and `rows` (lists of text)."""
+    table = Table(title=data["title"], title_justify="left")
+    for column in data["columns"]:
+        table.add_column(column)
+    for row in data["rows"]:
+        table.add_row(*(escape(str(cell)) for cell in row))
+    return table
 
 
 # Answers no backend served, each a row of its own beside the backends' (labctl.experiments.timeline).

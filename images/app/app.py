@@ -5,7 +5,8 @@ Endpoints: / , /health, /work?ms=N (burn CPU), /sleep?ms=N (wait), and switches 
 drills: POST /_chaos/slow?ms=N, /_chaos/fail?percent=P, /_chaos/unhealthy,
 /_chaos/reset, GET /_chaos. With DB_WRITER set, also POST /write?id=ID, GET /read/<id>
 and GET /read/<id>?primary=1 (see appdb.py; those need PyMySQL, the rest is standard
-library only). The chaos switches apply to the DB endpoints too.
+library only); with SHARD_MAP set, /shard/write and /shard/read/<id> (appshard.py).
+The chaos switches apply to the DB endpoints too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlparse
 
 import appdb
+import appshard
 
 INSTANCE = os.environ.get("INSTANCE") or socket.gethostname()
 PORT = int(os.environ.get("PORT", "8000"))
@@ -76,7 +78,7 @@ class Handler(BaseHTTPRequestHandler):
         if LOG_REQUESTS:
             sys.stderr.write(f"{INSTANCE} {self.address_string()} {format % args}\n")
 
-    def reply(self, status: int, body: dict[str, object], db_node: str = "") -> None:
+    def reply(self, status: int, body: dict[str, object], db_node: str = "", shard: str = "") -> None:
         data = (json.dumps({"served_by": INSTANCE, **body}) + "\n").encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -84,6 +86,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Served-By", INSTANCE)
         if db_node:
             self.send_header("X-DB-Node", db_node)
+        if shard:
+            self.send_header("X-Shard", shard)
         self.end_headers()
         self.wfile.write(data)
 
@@ -107,6 +111,10 @@ class Handler(BaseHTTPRequestHandler):
         if random.uniform(0, 100) < float(state["fail_percent"]):  # type: ignore[arg-type]
             # outcome: nothing reached the database, so a write here is known to have failed.
             self.reply(500, {"path": path, "error": "failing on purpose (/_chaos/fail)", "outcome": "failed"})
+            return
+        if path.startswith("/shard/"):
+            answer, shard = appshard.handle(self.command, path, query, INSTANCE)
+            self.reply(answer.status, {**answer.body, "shard": shard}, answer.node, shard)
             return
         if path == "/write" or path.startswith("/read/"):
             answer = appdb.handle(self.command, path, query, INSTANCE)

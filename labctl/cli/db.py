@@ -28,9 +28,9 @@ def status_cmd(lab: str, as_json: bool) -> None:
     from labctl.db import status as db_status
 
     running = console.attached(lab).lab
-    own = next((r for b in running.blocks.values() if (r := b.spec.db_status(running, b)) is not None), None)
-    if own is not None:
-        click.echo(json.dumps(own, indent=2)) if as_json else console.out.print(_kind_table(own))
+    own = [r for b in running.blocks.values() if (r := b.spec.db_status(running, b)) is not None]
+    if own:
+        _show_kind_status(own, as_json)
         return
     report = db_status.status(running)
     if as_json:
@@ -39,6 +39,16 @@ def status_cmd(lab: str, as_json: bool) -> None:
     console.out.print(_status_table(report))
     if report["fell_back_to_async"]:
         console.out.print("[bold red]semi-sync fell back to async[/]: acknowledged writes may be lost")
+
+
+def _show_kind_status(reports: list[dict[str, Any]], as_json: bool) -> None:
+    from labctl import console
+
+    if as_json:
+        click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        return
+    for report in reports:
+        console.out.print(_kind_table(report))
 
 
 def _status_table(report: dict[str, Any]) -> Table:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from labctl.kinds.base import BlockData, BlockKind, FieldProblem, blocks_of, database_blocks
+from labctl.kinds.base import BlockData, BlockKind, FieldProblem, blocks_of, database_blocks, reference
 from labctl.kinds.fragments import CPUS, MEMORY, publish
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ class AppKind(BlockKind):
         "publish": publish("http"),
         "database": {"type": "string", "description": "the name of a db block"},
         "database_via": {"type": "string", "description": "the name of a haproxy block in front of the db block"},
+        "shards": {"type": "string", "description": "the name of a shards block (the app routes by its shard map)"},
     }
     defaults: ClassVar[dict[str, Any]] = {"replicas": 1, "workers": 2, "publish": {}}
     numbered = True
@@ -34,6 +35,8 @@ class AppKind(BlockKind):
 
     def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
         found = _database_problems(name, block, blocks)
+        if block.get("shards") is not None:
+            found += reference(name, block, "shards", blocks_of(blocks, "shards"), "a shards block")
         if block.get("publish") and int(block.get("replicas", 1)) > 1:
             text = "an app with more than one replica cannot publish a port; put an lb in front"
             found.append(((name, "publish"), text))

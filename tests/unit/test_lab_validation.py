@@ -103,7 +103,7 @@ def test_missing_title_and_block_kind(labs_root: Path) -> None:
     assert problems_of("k") == [
         "k/lab.yaml:1 missing required key 'title'",
         "k/lab.yaml:2 web: building block 'web' needs a kind "
-        "(one of app, nginx, haproxy, db, dns, client, etcd, galera)",
+        "(one of app, nginx, haproxy, db, dns, client, etcd, galera, shards)",
     ]
 
 
@@ -120,7 +120,7 @@ def test_keys_are_the_names_written(labs_root: Path) -> None:
     assert problems_of("keys") == [
         "keys/lab.yaml:3 1: block names use lowercase letters, digits and _ and start with a letter",
         "keys/lab.yaml:6 app.on: unknown key 'on' (known keys: cpus, database, database_via, kind, memory, "
-        "publish, replicas, workers)",
+        "publish, replicas, shards, workers)",
     ]
 
 
@@ -146,7 +146,7 @@ def test_overrides_are_validated_and_named_in_errors() -> None:
 
 
 def test_a_set_naming_a_block_by_its_kind_names_the_block() -> None:
-    kinds = "one of app, nginx, haproxy, db, dns, client, etcd, galera"
+    kinds = "one of app, nginx, haproxy, db, dns, client, etcd, galera, shards"
     assert problems_of("nginx-features", ["nginx.cache=on", "web.replicas=2"]) == [
         f"--set nginx.cache=on nginx: building block 'nginx' needs a kind ({kinds}); "
         "this lab's nginx block is named 'lb'",

@@ -1,0 +1,73 @@
+"""db-sharding on a real Docker engine: three MariaDB shards behind the app's shard map.
+One lab up for the module; the strategy is switched on the running lab with `up --set`
+(the app re-reads the rewritten map). A range on a time-ordered id puts the new writes on
+the last shard, a hash spreads them, skewed customers make one shard hot, a fan-out read
+asks every shard, and killing one shard fails only its own keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Cli, lab_objects
+
+LAB = "db-sharding"
+SHARDS = ("shards-1", "shards-2", "shards-3")
+
+
+@pytest.fixture(scope="module")
+def sharding_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Cli:
+    runner = Cli(tmp_path_factory.mktemp("sharding") / "home")
+
+    def cleanup() -> None:
+        runner.run("down", LAB)
+        assert lab_objects(LAB) == []
+
+    request.addfinalizer(cleanup)
+    runner.ok("up", LAB)
+    return runner
+
+
+def _load(lab: Cli, strategy: str, seconds: int = 6) -> dict[str, Any]:
+    lab.ok("up", LAB, "--set", f"shards.strategy={strategy}")
+    summary = json.loads(lab.ok("load", LAB, "--users", "4", "--duration", f"{seconds}s", "--json"))
+    return dict(summary["shards"])
+
+
+def _shares(report: dict[str, Any]) -> list[float]:
+    return [report["writes_by_shard"][name]["share"] for name in SHARDS]
+
+
+def test_range_on_a_growing_id_puts_the_new_writes_on_the_last_shard(sharding_lab: Cli) -> None:
+    report = _load(sharding_lab, "range", 4)
+    assert sum(report["writes_by_shard"][n]["ok"] for n in SHARDS) > 200
+    assert _shares(report)[2] >= 0.9, report["writes_by_shard"]
+    status = json.loads(sharding_lab.ok("db", "status", LAB, "--json"))
+    assert [n["state"] for n in status["nodes"]] == ["up"] * 3 and status["shard_map"]["routing"] == "range"
+
+
+def test_hash_spreads_the_writes_and_skewed_customers_make_one_shard_hot(sharding_lab: Cli) -> None:
+    hashed = _load(sharding_lab, "hash", 8)
+    assert sum(hashed["writes_by_shard"][n]["ok"] for n in SHARDS) > 600
+    # Even is 1/3 each; the band allows the sampling noise of a few thousand writes.
+    assert all(abs(share - 1 / 3) < 0.05 for share in _shares(hashed)), hashed["writes_by_shard"]
+    skewed = _load(sharding_lab, "skewed", 6)
+    assert max(_shares(skewed)) > 0.42 and min(_shares(skewed)) < 0.25, skewed["writes_by_shard"]
+    # A read without the key asks all three shards: never faster at the median than one shard.
+    ops = hashed["by_operation"]
+    assert ops["fan-out"]["errors"] == 0 and ops["keyed"]["errors"] == 0
+    assert ops["fan-out"]["p50_ms"] > ops["keyed"]["p50_ms"], ops
+
+
+def test_kill_shard_fails_only_the_dead_shards_keys(sharding_lab: Cli) -> None:
+    sharding_lab.ok("up", LAB, "--set", "shards.strategy=hash")
+    result = sharding_lab.run("drill", LAB, "kill-shard", "--json")
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "pass", result.stdout[-3000:]
+    by_shard = report["shards"]["writes_by_shard"]
+    assert by_shard["shards-2"]["errors"] > 0
+    assert by_shard["shards-1"]["errors"] == 0 and by_shard["shards-3"]["errors"] == 0
+    assert by_shard["shards-1"]["ok"] > 100 and by_shard["shards-3"]["ok"] > 100
+    assert report["shards"]["by_operation"]["fan-out"]["errors"] > 0
