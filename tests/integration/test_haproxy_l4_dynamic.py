@@ -86,8 +86,9 @@ def lb_identity() -> tuple[Any, ...]:
     start time and host PID (the master), and the PIDs of every process in it (the worker)."""
     container = docker_client().containers.get("labctl-lb-dynamic-lb")
     top = container.top()
-    column = top["Titles"].index("PID")
-    pids = sorted(row[column] for row in top["Processes"])
+    pid, command = top["Titles"].index("PID"), top["Titles"].index("CMD")
+    # The healthcheck's exec'd shell and curl come and go; only HAProxy's own processes count.
+    pids = sorted(row[pid] for row in top["Processes"] if "haproxy" in row[command].split()[0])
     state = container.attrs["State"]
     return container.id, state["StartedAt"], state["Pid"], container.attrs["RestartCount"], pids
 
