@@ -84,8 +84,11 @@ class HaproxyKind(LoadBalancerKind):
         },
     }
     config_files = ("haproxy.cfg",)
-    backend_kinds = ("app", "db", "galera")
     backend_words = "an app or db block"
+
+    def backend_blocks(self, blocks: dict[str, BlockData]) -> list[str]:
+        # A MySQL database of any kind: the kind names the router config that fits it.
+        return [*blocks_of(blocks, "app"), *database_blocks(blocks)]
 
     def config_templates(self, lab: Lab, block: Block) -> list[ConfigTemplate]:
         router = lab.blocks[str(block.params["backends"])].spec.mysql_router

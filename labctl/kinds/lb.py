@@ -11,12 +11,15 @@ class LoadBalancerKind(BlockKind):
     """A block that spreads requests over the containers of its `backends` block."""
 
     load_balancer = True
-    # Kinds a `backends:` may name, and how the error message words them.
-    backend_kinds: ClassVar[tuple[str, ...]] = ("app",)
+    # How the error message words the blocks a `backends:` may name.
     backend_words: ClassVar[str] = "an app block"
 
+    def backend_blocks(self, blocks: dict[str, BlockData]) -> list[str]:
+        """The blocks a `backends:` may name."""
+        return blocks_of(blocks, "app")
+
     def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
-        targets = [n for kind in self.backend_kinds for n in blocks_of(blocks, kind)]
+        targets = self.backend_blocks(blocks)
         target = block.get("backends")
         if target is None:
             return [((name,), "missing required key 'backends'")]

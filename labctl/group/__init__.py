@@ -1,0 +1,1 @@
+"""MySQL Group Replication: the group's set-up, status and drills."""
