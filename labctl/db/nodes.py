@@ -108,13 +108,15 @@ def node_named(lab: Lab, name: str) -> Node:
     raise UsageError(f"lab '{lab.name}' has no db node '{name}' (nodes: {known})")
 
 
-def connect(lab: Lab, node: Node, timeout: float = 2.0, user: str = "root") -> MySQLConnectionAbstract:
-    """An autocommit connection to one node, or a DbError naming the node."""
+def connect(lab: Lab, node: Node, timeout: float = 2.0, user: str = "root",
+            read_timeout: int | None = None) -> MySQLConnectionAbstract:
+    """An autocommit connection to one node, or a DbError naming the node. `timeout` bounds
+    the connect only; `read_timeout` (seconds) bounds every answer after it."""
     password = load_secrets(lab.name)[user]
     try:
         connection = mysql.connector.connect(
             host=node.host, port=node.port, user=user, password=password,
-            connection_timeout=max(1, int(timeout)), autocommit=True, use_pure=True,
+            connection_timeout=max(1, int(timeout)), read_timeout=read_timeout, autocommit=True, use_pure=True,
         )
     except mysql.connector.Error as exc:
         raise DbError(f"{node.name} ({node.host}:{node.port}): {exc.msg or exc}") from exc

@@ -22,14 +22,13 @@ from labctl.group.members import (
     Progress,
     nodes,
     present_ids,
-    start_member,
+    rejoin_all,
     wait_for,
-    wait_whole,
 )
 from labctl.model.lab import Block, Lab
 
 PROBE_INTERVAL_S = 0.2
-PROBE_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = 2.0
 REJOIN_TIMEOUT_S = 180.0
 CUTTING = ("kill", "stop", "pause", "partition")
 
@@ -51,7 +50,8 @@ class MemberProbe(BackgroundWatch):
     def _probe(self) -> dict[str, Any]:
         sample: dict[str, Any] = {"node": self.node.name, "at": time.time()}
         try:
-            connection = connect(self.lab, self.node, PROBE_TIMEOUT_S)
+            # A write on a member cut off in a minority waits for the majority for ever.
+            connection = connect(self.lab, self.node, PROBE_TIMEOUT_S, read_timeout=int(PROBE_TIMEOUT_S))
         except DbError:
             return {**sample, "reachable": False, "done": time.time()}
         try:
@@ -60,10 +60,11 @@ class MemberProbe(BackgroundWatch):
             view = MemberView(self.node.name, self.node.port, True, members, str(me["uuid"]), bool(int(me["ro"])))
             sample.update(reachable=True, state=view.state, role=view.role, majority=view.in_majority,
                           writable=view.writable)
-            sample["write"] = _attempt(connection, "INSERT INTO labctl.probes (node, at) VALUES (%s, %s)",
-                                       (self.node.name, sample["at"]))
+            # The read first: after a write that timed out, the connection is lost.
             sample["read"] = _attempt(connection, "SELECT COUNT(*) AS n FROM labctl.writes WHERE id = %s",
                                       ("probe",))
+            sample["write"] = _attempt(connection, "INSERT INTO labctl.probes (node, at) VALUES (%s, %s)",
+                                       (self.node.name, sample["at"]))
         except (mysql.connector.Error, OSError) as exc:
             sample.update(reachable=False, error=str(getattr(exc, "msg", "") or exc)[:120])
         finally:
@@ -129,8 +130,7 @@ class GroupDrill:
         wait_for(self.lab, self.block, lambda vs: any(v.name == target and v.reachable for v in vs),
                  f"{target} answering", REJOIN_TIMEOUT_S, self.progress)
         back_at = float(self.cut.get("reverted_at") or self.cut["in_place_at"])
-        start_member(self.lab, self.block, target)
-        wait_whole(self.lab, self.block, REJOIN_TIMEOUT_S, self.progress)
+        rejoin_all(self.lab, self.block, self.progress)
         seconds = round(time.time() - back_at, 3)
         results.setdefault("group", {})["rejoin"] = {"node": target, "seconds": seconds,
                                                      "measured_from": "the fault's revert"}

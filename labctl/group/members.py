@@ -18,6 +18,7 @@ import mysql.connector
 from labctl.db.nodes import DbError, Node, connect, execute, run_sql
 from labctl.db.secrets import load_secrets
 from labctl.db.setup import SCHEMA_STATEMENTS
+from labctl.durations import duration_ms
 from labctl.model.lab import Block, Lab
 
 Progress = Callable[[str], None]
@@ -154,14 +155,51 @@ def ensure_group(lab: Lab, block: Block, progress: Progress, timeout: float) -> 
     if primary_of(views) is None:
         _bootstrap(lab, block, views, progress)
     _create_schema(lab, block)
-    for view in group_views(lab, block):
-        if view.state != ONLINE:
-            progress(f"{block.name}: {view.name} joins the group")
-            start_member(lab, block, view.name)
-            wait_for(lab, block, partial(_online, name=view.name), f"{view.name} ONLINE", timeout, progress)
+    rejoin_all(lab, block, progress, timeout)
+    apply_settings(lab, block, progress)
     views = wait_whole(lab, block, timeout, progress)
     progress(f"{block.name}: {len(views)} members ONLINE, primary {primary_of(views)} "
              f"({block.params['mode']}) after {time.monotonic() - started:.1f} s")
+
+
+def rejoin_all(lab: Lab, block: Block, progress: Progress, timeout: float = 180.0) -> list[MemberView]:
+    """Every member that is not ONLINE (OFFLINE after a restart, ERROR once expelled) joins
+    the group again, one at a time; then every member is ONLINE."""
+    for view in group_views(lab, block):
+        if view.state != ONLINE:
+            progress(f"{block.name}: {view.name} ({view.state}) joins the group")
+            start_member(lab, block, view.name)
+            wait_for(lab, block, partial(_online, name=view.name), f"{view.name} ONLINE", timeout, progress)
+    return wait_whole(lab, block, timeout, progress)
+
+
+def apply_settings(lab: Lab, block: Block, progress: Progress) -> None:
+    """The lab's timeouts and mode on the running members: both timeouts are dynamic, and the
+    mode switches with MySQL's own functions, so `up --set` changes a running group (the
+    rendered config holds the same values for a member's next start)."""
+    seconds = {key: duration_ms(str(block.params[key])) // 1000
+               for key in ("expel_timeout", "unreachable_majority_timeout")}
+    statements = [f"SET GLOBAL group_replication_member_expel_timeout = {seconds['expel_timeout']}",
+                  "SET GLOBAL group_replication_unreachable_majority_timeout = "
+                  f"{seconds['unreachable_majority_timeout']}"]
+    for node in nodes(lab, block):
+        execute(lab, node, statements, 10)
+    single = block.params["mode"] == "single-primary"
+    primary = _node(lab, block, primary_of(group_views(lab, block)) or block.instances()[0])
+    if _single_primary(lab, primary) != single:
+        progress(f"{block.name}: switching the group to {block.params['mode']} mode")
+        switch = ("group_replication_switch_to_single_primary_mode()" if single
+                  else "group_replication_switch_to_multi_primary_mode()")
+        execute(lab, primary, [f"SELECT {switch}"], START_TIMEOUT_S)
+
+
+def _single_primary(lab: Lab, node: Node) -> bool:
+    connection = connect(lab, node, 5)
+    try:
+        row = run_sql(connection, "SELECT @@global.group_replication_single_primary_mode AS single")[0]
+        return bool(int(row["single"]))
+    finally:
+        connection.close()
 
 
 def _online(views: list[MemberView], name: str) -> bool:
