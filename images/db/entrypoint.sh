@@ -69,7 +69,9 @@ initialize() {
 start_agent() {
   if command -v socat >/dev/null && [ -f /usr/local/bin/db-agent.sh ]; then
     bash /usr/local/bin/db-agent.sh poll &
-    socat -T 5 TCP-LISTEN:9200,fork,reuseaddr SYSTEM:"bash --noprofile --norc /usr/local/bin/db-agent.sh" &
+    # Every check that hangs up early makes socat log a reset; those lines would push the
+    # server's own out of the log tail that a failed `labctl up` shows.
+    socat -T 5 TCP-LISTEN:9200,fork,reuseaddr SYSTEM:"bash --noprofile --norc /usr/local/bin/db-agent.sh" 2>/dev/null &
   fi
 }
 
