@@ -5,6 +5,7 @@ bootstraps the group, the others join one at a time and catch up by distributed 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -174,16 +175,25 @@ def rejoin_all(lab: Lab, block: Block, progress: Progress, timeout: float = 180.
 
 
 def apply_settings(lab: Lab, block: Block, progress: Progress) -> None:
-    """The lab's timeouts and mode on the running members: both timeouts are dynamic, and the
+    """The lab's timeouts, consistency and mode on the running members: the first three are dynamic, and the
     mode switches with MySQL's own functions, so `up --set` changes a running group (the
     rendered config holds the same values for a member's next start)."""
     seconds = {key: duration_ms(str(block.params[key])) // 1000
                for key in ("expel_timeout", "unreachable_majority_timeout")}
     statements = [f"SET GLOBAL group_replication_member_expel_timeout = {seconds['expel_timeout']}",
                   "SET GLOBAL group_replication_unreachable_majority_timeout = "
-                  f"{seconds['unreachable_majority_timeout']}"]
+                  f"{seconds['unreachable_majority_timeout']}",
+                  f"SET GLOBAL group_replication_consistency = '{str(block.params['consistency']).upper()}'"]
+    wanted = str(block.params["consistency"]).upper()
+    changed = [node for node in nodes(lab, block) if _global(lab, node, "group_replication_consistency") != wanted]
     for node in nodes(lab, block):
         execute(lab, node, statements, 10)
+    if changed:
+        # A session takes its consistency from the global value when it connects: the app's
+        # pooled connections would keep the old one. The app reconnects on the next request.
+        progress(f"{block.name}: consistency {wanted}; closing the app's connections so they reconnect with it")
+        for node in nodes(lab, block):
+            _kill_sessions(lab, node, "app")
     single = block.params["mode"] == "single-primary"
     primary = _node(lab, block, primary_of(group_views(lab, block)) or block.instances()[0])
     if _single_primary(lab, primary) != single:
@@ -194,10 +204,23 @@ def apply_settings(lab: Lab, block: Block, progress: Progress) -> None:
 
 
 def _single_primary(lab: Lab, node: Node) -> bool:
+    return _global(lab, node, "group_replication_single_primary_mode") == "1"
+
+
+def _global(lab: Lab, node: Node, variable: str) -> str:
     connection = connect(lab, node, 5)
     try:
-        row = run_sql(connection, "SELECT @@global.group_replication_single_primary_mode AS single")[0]
-        return bool(int(row["single"]))
+        return str(run_sql(connection, f"SELECT @@global.{variable} AS value")[0]["value"])
+    finally:
+        connection.close()
+
+
+def _kill_sessions(lab: Lab, node: Node, user: str) -> None:
+    connection = connect(lab, node, 5)
+    try:
+        for row in run_sql(connection, "SELECT id FROM information_schema.processlist WHERE user = %s", (user,)):
+            with contextlib.suppress(mysql.connector.Error):  # it may have ended meanwhile
+                run_sql(connection, f"KILL {int(row['id'])}")
     finally:
         connection.close()
 

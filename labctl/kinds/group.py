@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from labctl.runtime.inventory import ServiceState
 
 MODES = ("single-primary", "multi-primary")
+# group_replication_consistency: eventual (MySQL's default) lets a secondary answer before it
+# has applied what the group certified; before makes each read wait for that, after makes
+# each commit wait until every member has applied it.
+CONSISTENCY = ("eventual", "before", "after", "before_and_after")
 # group_replication_member_expel_timeout takes whole seconds, 0..3600.
 MAX_EXPEL_S = 3600
 # The port each member's group communication (XCom) listens on.
@@ -39,6 +43,7 @@ class GroupKind(BlockKind):
         "mode": {"enum": list(MODES)},
         "expel_timeout": DURATION,
         "unreachable_majority_timeout": DURATION,
+        "consistency": {"enum": list(CONSISTENCY)},
         "cpus": CPUS,
         "memory": MEMORY,
         "publish": node_publish("mysql", "member"),
@@ -48,7 +53,7 @@ class GroupKind(BlockKind):
     # MySQL's own defaults: member_expel_timeout 5 s (since 8.0.21), unreachable_majority_timeout
     # 0 (a member cut off in a minority waits for the majority for ever).
     defaults: ClassVar[dict[str, Any]] = {"nodes": 3, "mode": "single-primary", "expel_timeout": "5s",
-                                          "unreachable_majority_timeout": "0s"}
+                                          "unreachable_majority_timeout": "0s", "consistency": "eventual"}
     config_files = ("gr-agent.sh",)
     numbered = True
     port_per_node = True

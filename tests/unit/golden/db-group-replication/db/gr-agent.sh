@@ -67,7 +67,7 @@ serve() {
   esac && status="200 OK" || status="503 Service Unavailable"
   body="group=${state:-unreachable}"
   printf 'HTTP/1.0 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n' \
-    "$status" "$((${#body} + 1))" "$body"
+    "$status" "$((${#body} + 1))" "$body" 2>/dev/null
 }
 
 if [ "${1:-}" = poll ]; then
