@@ -100,3 +100,12 @@ def test_the_chart_title_names_the_verdict(tmp_path: Path, monkeypatch: pytest.M
                            faults, (summary, 1000.0))
     assert result.verdict == "pass" and titles == ["lb-haproxy / kill-backend: PASS"]
     assert drill_report.chart_title({"lab": "lb-haproxy", "drill": "kill-backend"}) == "lb-haproxy / kill-backend"
+
+
+def test_an_expectation_two_kinds_share_is_answered_by_the_kind_that_measured_it() -> None:
+    summary = {"failures": 0, "requests": 100, "latency_ms": {"p95": 80.0}}
+    galera = {"recovery_s": 0.0, "galera": {"rejoin": {"seconds": 4.9}}}
+    group = {"recovery_s": 0.0, "group": {"rejoin": {"seconds": 15.6}}}
+    assert evaluate({"rejoin_within": "60s"}, summary, galera)[0]["observed"] == 4.9
+    assert evaluate({"rejoin_within": "60s"}, summary, group)[0]["observed"] == 15.6
+    assert evaluate({"rejoin_within": "60s"}, summary, {"recovery_s": 0.0})[0]["ok"] is False

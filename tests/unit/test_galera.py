@@ -81,7 +81,7 @@ def test_the_state_transfer_method_comes_from_the_joiners_last_ist_receiver() ->
 
 def test_the_cut_off_nodes_accepted_writes_are_counted_in_its_window() -> None:
     probe = drill_galera.NodeProbe.__new__(drill_galera.NodeProbe)
-    probe.node = type("N", (), {"name": "galera-1"})()  # type: ignore[assignment]
+    probe.node = type("N", (), {"name": "galera-1"})()
     refused = {"ok": False, "errno": 1047, "error": "WSREP has not yet prepared node for application use"}
     probe.samples = [
         {"node": "galera-1", "at": 9.0, "done": 9.1, "reachable": True, "status": "Primary", "write": {"ok": True},
