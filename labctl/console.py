@@ -327,13 +327,14 @@ def _too_wide(table: Table, width: int | None) -> bool:
 def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = None) -> Table:
     """`labctl compare`: one row per lab, the same drill and the same load, fitted to `width`
     (the terminal's by default)."""
-    from labctl.experiments.compare import COLUMNS, cell
+    from labctl.experiments.compare import cell, columns_for
 
+    columns = columns_for(rows)
     inlab = [row["lab"] for row in rows if row.get("generator", "locust") != "locust"]
     table = Table(title=title, title_justify="left", caption_justify="left",
                   caption=f"load from an in-lab client: {', '.join(inlab)}" if inlab else None)
-    values = [[cell(row, key) for key in COLUMNS] for row in rows]
-    for index, heading in enumerate(COLUMNS.values()):
+    values = [[cell(row, key) for key in columns] for row in rows]
+    for index, heading in enumerate(columns.values()):
         # Headings may wrap between words on a narrow terminal; lab names and figures must not be cut.
         widest = max([len(word) for word in heading.split()] + [len(v[index]) for v in values])
         table.add_column(heading, justify="left" if heading in ("lab", "verdict") else "right", min_width=widest)

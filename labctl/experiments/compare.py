@@ -25,6 +25,15 @@ COLUMNS = {
     "failed_during_fault": "failed in fault", "error_window_s": "error window s",
     "degraded_s": "degraded s", "detection_s": "detect s", "recovery_s": "recover s",
 }
+# Added when a lab's drill kept a write ledger (the db, cluster and consensus labs).
+LEDGER_COLUMNS = {"rto_s": "RTO s", "lost_writes": "lost acked writes"}
+
+
+def columns_for(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The table's columns: the ledger's too when any row has one."""
+    if any(row.get("lost_writes") is not None for row in rows):
+        return {**COLUMNS, **LEDGER_COLUMNS}
+    return COLUMNS
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,7 @@ def _row(report: dict[str, Any]) -> dict[str, Any]:
         "error_window_s": report["error_window_s"], "degraded_s": report.get("degraded_s"),
         "detection_s": report.get("detection_s"),
         "recovery_s": report["recovery_s"], "run_dir": report.get("run_dir", ""),
+        "rto_s": report.get("rto_s"), "lost_writes": (report.get("writes") or {}).get("lost"),
     }
 
 

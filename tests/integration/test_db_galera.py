@@ -54,8 +54,8 @@ def _drill(galera_lab: Cli, name: str) -> dict[str, Any]:
     return report
 
 
-def test_kill_node_keeps_every_acknowledged_write_and_the_node_rejoins_by_ist(galera_lab: Cli) -> None:
-    report = _drill(galera_lab, "kill-node")
+def test_kill_primary_keeps_every_acknowledged_write_and_the_node_rejoins_by_ist(galera_lab: Cli) -> None:
+    report = _drill(galera_lab, "kill-primary")
     writes = report["writes"]
     assert writes["lost"] == 0 and writes["acknowledged"] > 300
     # The other two kept taking writes: acknowledged writes after the kill, on another node.

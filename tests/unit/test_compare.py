@@ -99,3 +99,16 @@ def test_an_aborted_drill_shows_dashes() -> None:
     [row] = compare.compare_rows([aborted])
     assert compare.cell(row, "rps") == "-" and compare.cell(row, "p95_ms") == "-"
     assert compare.cell(row, "detection_s") == "-" and compare.cell(row, "recovery_s") == "0.00"
+
+
+def test_the_ledger_columns_appear_only_when_a_drill_kept_a_ledger() -> None:
+    web = recorded_rows()
+    assert compare.columns_for(web) == compare.COLUMNS
+    group = {**web[0], "lab": "db-group-replication", "rto_s": 5.28, "lost_writes": 0}
+    galera = {**web[0], "lab": "db-galera", "rto_s": 6.2, "lost_writes": 0}
+    columns = compare.columns_for([group, galera])
+    assert list(columns)[-2:] == ["rto_s", "lost_writes"]
+    console = Console(width=200, record=True)
+    console.print(compare_table([group, galera], "kill-primary"))
+    text = console.export_text()
+    assert "RTO" in text and "acked" in text and "5.28" in text and "6.20" in text
