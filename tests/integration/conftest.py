@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from labctl.experiments import chaos
@@ -51,11 +53,21 @@ class Cli:
             return chaos.active_faults(lab)
 
 
+def _container_names(filters: dict[str, list[str]]) -> list[str]:
+    # The list inspects each container: one that Compose removes meanwhile is NotFound; ask again.
+    for _ in range(10):
+        try:
+            return [c.name for c in docker_client().containers.list(all=True, filters=filters)]
+        except docker.errors.NotFound:
+            time.sleep(0.2)
+    return [c.name for c in docker_client().containers.list(all=True, filters=filters)]
+
+
 def lab_objects(lab: str) -> list[str]:
     """Every container, network and volume labelled for `lab`."""
     client = docker_client()
     filters = {"label": [f"io.labctl.lab={lab}"]}
-    found = [f"container {c.name}" for c in client.containers.list(all=True, filters=filters)]
+    found = [f"container {name}" for name in _container_names(filters)]
     found += [f"network {n.name}" for n in client.networks.list(filters=filters)]
     found += [f"volume {v.name}" for v in client.volumes.list(filters=filters)]
     return found
