@@ -80,9 +80,14 @@ def _kind_table(report: dict[str, Any]) -> Table:
     for column in report["columns"]:
         table.add_column(column, no_wrap=column != "error", overflow="fold")
     for row in report["nodes"]:
-        table.add_row(*(_short(str(row.get(c) or "")) if c == "error" else str(row.get(c) or "")
-                        for c in report["columns"]))
+        table.add_row(*(_short(_cell(row.get(c))) if c == "error" else _cell(row.get(c)) for c in report["columns"]))
     return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
 
 
 def _short(error: str) -> str:
@@ -151,7 +156,9 @@ def check_cmd(lab: str, as_json: bool) -> None:
     from labctl import console
     from labctl.db import check as db_check
 
-    report = db_check.check(console.attached(lab).lab)
+    running = console.attached(lab).lab
+    own = [r for b in running.blocks.values() if (r := b.spec.db_check(running, b)) is not None]
+    report = own[0] if own else db_check.check(running)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -164,14 +171,17 @@ def _check_table(report: dict[str, Any]) -> Table:
     from rich.table import Table
 
     verdict = "consistent" if report["consistent"] else "[bold red]INCONSISTENT[/]"
-    table = Table(title=f"{report['lab']}: {verdict} (primary {report['primary']})")
-    for column in ("node", "table", "rows", "checksum", "same as primary", "errant GTIDs"):
+    reference = report["compared_with"]
+    table = Table(title=f"{report['lab']}: {verdict} (compared with {reference})")
+    for column in ("node", "table", "rows", "checksum", f"same as {reference}", "GTIDs only it has"):
         table.add_column(column)
     for row in report["nodes"]:
+        same = row.get("same_as_primary", row.get("same_as_reference"))
+        gtids = row.get("errant_gtids", row.get("extra_gtids"))
         for name, values in row["tables"].items():
+            same_table = name not in row["differs"] if "differs" in row else same
             table.add_row(row["node"], name, str(values.get("rows", values.get("error", ""))),
-                          str(values.get("checksum", "")), "yes" if row["same_as_primary"] else "NO",
-                          row["errant_gtids"] or "-")
+                          str(values.get("checksum", "")), "yes" if same_table else "NO", gtids or "-")
     return table
 
 

@@ -37,7 +37,8 @@ def check(lab: Lab) -> dict[str, Any]:
     for row in rows:
         row.pop("gtid_state_ref", None)
     consistent = all(r["same_as_primary"] and not r["errant_gtids"] for r in rows)
-    return {"lab": lab.name, "primary": primary.node.name, "consistent": consistent, "nodes": rows,
+    return {"lab": lab.name, "primary": primary.node.name, "compared_with": primary.node.name,
+            "consistent": consistent, "nodes": rows,
             "unreachable": [s.node.name for s in found if not s.reachable]}
 
 
@@ -49,7 +50,7 @@ def _catch_up(lab: Lab, node: db.Node, gtids: str) -> None:
 def _node_row(lab: Lab, node: db.Node, kind: Any) -> dict[str, Any]:
     connection = db.connect(lab, node, 10)
     try:
-        tables = {table: _table(connection, table) for table in TABLES}
+        tables = {table: table_summary(connection, table) for table in TABLES}
         state = db.run_sql(connection, f"SELECT {kind.state_variable} AS state")[0]["state"]
     finally:
         connection.close()
@@ -57,7 +58,8 @@ def _node_row(lab: Lab, node: db.Node, kind: Any) -> dict[str, Any]:
     return {"node": node.name, "tables": tables, "gtid_state": text, "gtid_state_ref": text}
 
 
-def _table(connection: Any, table: str) -> dict[str, Any]:
+def table_summary(connection: Any, table: str) -> dict[str, Any]:
+    """Row count and CHECKSUM TABLE of one table (or the error the server gave)."""
     try:
         count = db.run_sql(connection, f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
         checksum = db.run_sql(connection, f"CHECKSUM TABLE {table}")[0]["Checksum"]

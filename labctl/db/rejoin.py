@@ -97,7 +97,7 @@ def _rebuild(lab: Lab, node: db.Node, donor: db.Node, progress: Progress) -> Non
     # events this node's old self wrote under the configured one: it gets an id of its own.
     new_id = kind.new_server_id(1000 + int(time.time()) % 1_000_000)
     clone = kind.clone_from(donor.name, load_secrets(lab.name)["root"])
-    cloned = bool(clone) and _clone(lab, node, clone, progress)
+    cloned = bool(clone) and clone_into(lab, node, clone, progress)
     if not cloned:
         _recreate(lab, node)
     lifecycle.wait_services_healthy(lab.name, [node.name], progress)
@@ -111,7 +111,7 @@ def _rebuild(lab: Lab, node: db.Node, donor: db.Node, progress: Progress) -> Non
                            new_id, *kind.writable(False)])
 
 
-def _clone(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -> bool:
+def clone_into(lab: Lab, node: db.Node, statements: list[str], progress: Progress) -> bool:
     """Clone the donor into the node; False when the clone failed (the node is then recreated:
     a node whose config predates the clone plugin, or a clone cut short, holds nothing to keep)."""
     progress(f"{node.name}: cloning the primary's data")

@@ -138,6 +138,11 @@ class BlockKind:
         `columns` and `nodes`, one dict per node keyed by column); None: the db kind's view."""
         return None
 
+    def db_check(self, lab: Lab, block: Block) -> dict[str, Any] | None:
+        """What `labctl db check` reports for a database of its own design (JSON-ready:
+        `consistent`, `reference` and `nodes`, each with its `tables`); None: the db kind's check."""
+        return None
+
     def faults(self) -> dict[str, Injector]:
         """Faults only this kind of block can take, by name (`labctl chaos LAB NAME TARGET`)."""
         return {}

@@ -1,0 +1,1 @@
+"""A master-master pair: two MySQL nodes, each the other's source and replica."""
