@@ -248,7 +248,14 @@ def _status_row(lab: Lab, view: PairView) -> dict[str, Any]:
             "io_thread": view.replica.get("Replica_IO_Running"), "sql_thread": view.replica.get("Replica_SQL_Running"),
             "behind_s": None if behind is None else int(behind),
             "txns": MYSQL.transactions(view.gtid_executed), "gtid_executed": view.gtid_executed,
-            "error": (view.sql_error and worker_error(lab, view.name)) or view.sql_error or view.io_error}
+            "error": _channel_error(lab, view)}
+
+
+def _channel_error(lab: Lab, view: PairView) -> str:
+    worker = worker_error(lab, view.name) if view.sql_error else ""
+    if worker:
+        return f"{view.replica.get('Last_SQL_Errno')}: {worker}"
+    return view.sql_error or view.io_error
 
 
 def present_ids(lab: Lab, node: Node, prefixes: list[str]) -> set[str]:
