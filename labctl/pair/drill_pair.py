@@ -156,7 +156,9 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     if duplicate:
         stopped = [f"{name}: {c['worker_error'] or c['sql_error']}"[:160] for name, c in duplicate["channels"].items()
                    if c["sql_error"]]
-        rows.append(("duplicate key", "; ".join(stopped) or "no channel stopped", f"same {duplicate['key']} on both"))
+        rounds = duplicate.get("rounds", 1)
+        quiet = f"no channel stopped in {rounds} round{'s' if rounds > 1 else ''}"
+        rows.append(("duplicate key", "; ".join(stopped) or quiet, f"same {duplicate['key']} on both"))
     back = pair.get("after_return")
     if back:
         rows.append(("after the node returned", f"{back['arrived_after_return']} missing writes arrived, "

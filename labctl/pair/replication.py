@@ -131,11 +131,18 @@ def ensure_pair(lab: Lab, block: Block, progress: Progress, timeout: float) -> N
         from labctl.pair.repair import rebuild_second
 
         rebuild_second(lab, block, progress)
-    for node in (first, second):
+    for index, node in enumerate((first, second), start=1):
+        execute(lab, node, _auto_increment(block, index))
         resume(lab, block, node, progress)
     wait_replicating(lab, block, timeout)
     progress(f"{block.name}: {first.name} <-> {second.name} replicating both ways, both writable "
              f"({time.monotonic() - started:.1f} s)")
+
+
+def _auto_increment(block: Block, offset: int) -> list[str]:
+    # Also live, so `up --set db.auto_increment_offsets=...` needs no restart; new sessions see it.
+    step, start = (2, offset) if block.params["auto_increment_offsets"] else (1, 1)
+    return [f"SET GLOBAL auto_increment_increment = {step}", f"SET GLOBAL auto_increment_offset = {start}"]
 
 
 def set_up(lab: Lab, block: Block, progress: Progress) -> None:

@@ -87,6 +87,20 @@ def test_the_same_unique_key_on_both_nodes_stops_replication_until_up_rebuilds_d
     assert code == 0 and check["consistent"], check
 
 
+def test_offsets_keep_generated_ids_apart_and_without_them_both_channels_stop(pair_lab: Cli) -> None:
+    report = _drill(pair_lab, "auto-increment")
+    ids = report["pair"]["duplicate_key"]["ids"]
+    assert len(ids) == 3 and all(r["db-1"] % 2 == 1 and r["db-2"] % 2 == 0 for r in ids), ids
+    pair_lab.ok("up", LAB, "--set", "db.auto_increment_offsets=false")
+    result = pair_lab.run("drill", LAB, "auto-increment", "--json")
+    failed = json.loads(result.stdout)
+    assert result.returncode == 1 and failed["verdict"] == "fail", result.stdout[-2000:]
+    channels = failed["pair"]["duplicate_key"]["channels"].values()
+    assert any("for key 'accounts.PRIMARY'" in c["worker_error"] for c in channels), channels
+    pair_lab.ok("up", LAB)
+    assert _status(pair_lab)["replicating_both_ways"]
+
+
 def test_kill_primary_moves_the_writes_to_db_2_and_db_1_comes_back_writable(pair_lab: Cli) -> None:
     report = _drill(pair_lab, "kill-primary")
     assert report["writes"]["acknowledged"] > 100
