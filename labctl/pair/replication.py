@@ -243,7 +243,8 @@ def worker_error(lab: Lab, node: str) -> str:
     """The last replication worker failure the node logged ('' when none)."""
     log = inventory.container_logs_tail(f"{lab.project}-{node}", 400)
     failures = WORKER_FAILURE.findall(log)
-    return failures[-1].strip() if failures else ""
+    # "Could not execute Write_rows event on table t; Duplicate entry ..." keeps the last part.
+    return failures[-1].split("; ")[-1].strip() if failures else ""
 
 
 def _status_row(lab: Lab, view: PairView) -> dict[str, Any]:

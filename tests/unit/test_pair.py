@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from labctl.model.lab import load_lab
 from labctl.model.overrides import parse_overrides
-from labctl.pair import drill_pair
-from labctl.pair.replication import WORKER_FAILURE, PairView, is_set_up, writer_of
+from labctl.pair import drill_pair, replication
+from labctl.pair.replication import PairView, is_set_up, writer_of
 from labctl.render import render_files
+from labctl.runtime import inventory
 from tests.unit.test_lab_validation import labs_root, problems_of, write_lab  # noqa: F401
 
 IMAGES = {"app": "labctl/app:local", "haproxy": "labctl/haproxy:local", "mysql": "labctl/mysql:local"}
@@ -68,12 +71,13 @@ def test_a_pair_is_set_up_when_each_node_replicates_from_the_other() -> None:
     assert writer_of([_view("db-1", "db-2", read_only=True), _view("db-2", "db-1")]) == "db-2"
 
 
-def test_a_stopped_channel_names_its_failed_transaction_and_the_log_names_the_key() -> None:
+def test_a_stopped_channel_names_its_failed_transaction_and_the_log_names_the_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     view = _view("db-1", "db-2", Last_SQL_Errno="1062", Last_SQL_Error=COORDINATOR)
     assert view.sql_error == "1062: transaction eeadbb63-ef17-11f1-ba98-0242ac150002:207 failed"
-    assert WORKER_FAILURE.findall(WORKER_LOG) == [
-        "Could not execute Write_rows event on table labctl.accounts; "
-        "Duplicate entry 'dup-aeff0b968188@lab.test' for key 'accounts.email'"]
+    monkeypatch.setattr(inventory, "container_logs_tail", lambda name, lines: f"other\n{WORKER_LOG}\n")
+    assert replication.worker_error(load_lab("db-master-master"), "db-2") == (
+        "Duplicate entry 'dup-aeff0b968188@lab.test' for key 'accounts.email'")
 
 
 def test_drill_rows_say_what_each_step_found() -> None:
