@@ -4,9 +4,12 @@ their reports, and for a killed node, the writes its partner lacked while it was
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
+
+import mysql.connector
 
 from labctl.db.nodes import DbError, Node, connect, run_sql
 from labctl.durations import parse_duration
@@ -74,7 +77,10 @@ class PairDrill:
             return
         # Read before the fault is reverted: what the partner held while the node was gone.
         survivor = next(n for n in nodes(self.lab, self.block) if n.name != self.cut["target"])
-        self.present_while_down = _ids_since(self.lab, survivor, self.started)
+        # This runs as the drill unwinds (also after Ctrl-C): a survivor that does not answer
+        # leaves the figure out rather than hide why the drill stopped.
+        with contextlib.suppress(DbError, mysql.connector.Error):
+            self.present_while_down = _ids_since(self.lab, survivor, self.started)
 
     def _on_healed(self, run_dir: Path, faults: list[dict[str, Any]], results: dict[str, Any]) -> None:
         pair: dict[str, Any] = {}

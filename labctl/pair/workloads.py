@@ -31,7 +31,11 @@ class RowUpdater(BackgroundWatch):
         self.errors: dict[str, int] = {}
 
     def run(self) -> None:
-        connection = connect(self.lab, self.node, 5.0, user="app", read_timeout=5)
+        try:
+            connection = connect(self.lab, self.node, 5.0, user="app", read_timeout=5)
+        except DbError:
+            self.errors["connect"] = 1
+            return
         deadline = time.monotonic() + self.seconds
         try:
             row = 0
