@@ -172,19 +172,31 @@ def ensure_group(lab: Lab, block: Block, progress: Progress, timeout: float) -> 
 def rejoin_all(lab: Lab, block: Block, progress: Progress, timeout: float = 180.0) -> list[MemberView]:
     """Every member that is not ONLINE (OFFLINE after a restart, ERROR once expelled) joins
     the group again, one at a time; then every member is ONLINE."""
-    for view in group_views(lab, block):
-        if view.state != ONLINE:
+    views = group_views(lab, block)
+    for view in views:
+        if needs_rejoin(view, views):
             rejoin_member(lab, block, view.name, progress, timeout)
     return wait_whole(lab, block, timeout, progress)
 
 
+def needs_rejoin(view: MemberView, views: list[MemberView]) -> bool:
+    """Not ONLINE; or ONLINE only in a minority view of its own while the others have a
+    majority: a member cut off and healed that has not heard it was expelled (its XCom may
+    not reconnect for minutes) waits for ever with unreachable_majority_timeout 0."""
+    if view.state != ONLINE:
+        return True
+    return not view.in_majority and any(v.in_majority for v in views if v.name != view.name)
+
+
 def rejoin_member(lab: Lab, block: Block, name: str, progress: Progress, timeout: float) -> None:
-    """START GROUP_REPLICATION until the member is ONLINE. A join or a recovery that failed
+    """START GROUP_REPLICATION (after STOP, unless OFFLINE) until the member is ONLINE. A join or a recovery that failed
     (the member back in ERROR or OFFLINE, or still RECOVERING after REJOIN_ATTEMPT_S) is
     stopped and started again; past `timeout`, a DbError with the member's last errors."""
     deadline = time.monotonic() + timeout
     for attempt in itertools.count(1):
-        state = member_view(lab, _node(lab, block, name), 5).state
+        view = member_view(lab, _node(lab, block, name), 5)
+        state = (view.state if view.in_majority or view.state != ONLINE
+                 else f"ONLINE in a minority view, {view.online} of {len(view.members)}")
         progress(f"{block.name}: {name} ({state}) joins the group" + (f", attempt {attempt}" if attempt > 1 else ""))
         try:
             start_member(lab, block, name)

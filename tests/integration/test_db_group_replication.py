@@ -82,3 +82,32 @@ def test_partition_primary_the_cut_off_member_acknowledges_nothing(group_lab: Cl
     assert sum(group["members"][m]["writes"]["ok"] for m in others) > 0
     assert report["writes"]["lost"] == 0 and report["rto_s"] is not None and report["rto_s"] < 15
     assert group["rejoin"]["node"] == old and _status(group_lab)["whole"]
+
+
+# The mode tests come last: they leave the group in single-primary mode again, but with the
+# member that was first writable in multi-primary mode as primary.
+def test_the_conflict_drill_on_a_single_primary_group_says_which_up_to_run(group_lab: Cli) -> None:
+    result = group_lab.run("drill", LAB, "multi-primary-conflict")
+    assert result.returncode == 1
+    assert f"run 'labctl up {LAB} --set db.mode=multi-primary' first" in result.stderr, result.stderr
+
+
+def test_multi_primary_two_members_updating_the_same_rows_agree_but_refuse_a_share(group_lab: Cli) -> None:
+    group_lab.ok("up", LAB, "--set", "db.mode=multi-primary")
+    status = _status(group_lab)
+    assert status["whole"] and [n["role"] for n in status["nodes"]] == ["PRIMARY"] * 3, status
+    report = _drill(group_lab, "multi-primary-conflict")
+    found = report["group"]["conflict"]
+    clients = {c["node"]: c for c in found["clients"]}
+    assert set(clients) == {"db-1", "db-2"} and all(c["committed"] > 0 for c in clients.values()), found
+    assert found["totals"]["certification"] > 0 and 0 < found["refused_share"] < 1, found["totals"]
+    assert all(n is not None and n >= found["totals"]["certification"] for n in found["conflicts_detected"].values())
+    assert found["agreement"]["agree"] and found["lost_updates"] == 0, found["agreement"]
+    assert report["writes"]["lost"] == 0
+
+
+def test_up_switches_the_group_back_to_single_primary(group_lab: Cli) -> None:
+    group_lab.ok("up", LAB)
+    status = _status(group_lab)
+    assert status["whole"] and status["primary"] == "db-1"
+    assert [n["role"] for n in status["nodes"]] == ["PRIMARY", "SECONDARY", "SECONDARY"], status

@@ -13,7 +13,7 @@ from labctl.db.nodes import Node
 from labctl.errors import LabctlError
 from labctl.experiments.drill import Drill, refuse_unmet_requirements
 from labctl.group import conflict, drill_group
-from labctl.group.members import MemberView, group_transactions, primary_of
+from labctl.group.members import MemberView, group_transactions, needs_rejoin, primary_of
 from labctl.kinds.group import group_name
 from labctl.model.lab import Block, Lab
 from labctl.running import RunningLab
@@ -144,3 +144,14 @@ def test_a_drill_that_requires_a_parameter_the_lab_runs_without_is_refused_with_
         "('labctl up db-group-replication' goes back to the lab file's values)")
     lab.blocks["db"].params["mode"] = "multi-primary"
     refuse_unmet_requirements(RunningLab(lab, {}), drill)
+
+
+def test_a_healed_member_still_online_in_its_minority_view_is_rejoined_while_the_others_hold_a_majority() -> None:
+    stale = _view("db-1", [("db-1", "ONLINE", "PRIMARY"), ("db-2", "UNREACHABLE", "SECONDARY"),
+                           ("db-3", "UNREACHABLE", "SECONDARY")])
+    majority = [_view(n, [("db-2", "ONLINE", "PRIMARY"), ("db-3", "ONLINE", "SECONDARY")]) for n in ("db-2", "db-3")]
+    assert needs_rejoin(stale, [stale, *majority])
+    assert not any(needs_rejoin(v, [stale, *majority]) for v in majority)
+    # Everyone in a minority (the partition still in place): nobody is stopped.
+    assert not needs_rejoin(stale, [stale])
+    assert needs_rejoin(MemberView("db-1", 1, True, uuid="u"), [])
