@@ -24,6 +24,7 @@ from labctl.model.lab import Lab
 CERTIFICATION_ERRNO = 3101
 DEADLOCK_ERRNO = 1213
 LOCK_WAIT_ERRNO = 1205
+COMMIT_ERRNO = 1180
 OUTCOMES = ("committed", "certification", "deadlock", "lock_wait", "other")
 HOT_TABLE = "CREATE TABLE IF NOT EXISTS labctl.hot (id INT PRIMARY KEY, n BIGINT NOT NULL)"
 CHECKSUM_QUERY = ("SELECT COUNT(*) AS rows_, COALESCE(SUM(n), 0) AS total, "
@@ -35,10 +36,13 @@ CLIENT_TIMEOUT_S = 10
 AGREE_WITHIN_S = 30.0
 
 
-def outcome_of(errno: int | None) -> str:
+def outcome_of(errno: int | None, message: str = "") -> str:
     """What one update's error (None: it committed) counts as."""
     if errno is None:
         return "committed"
+    # InnoDB's deadlock can also surface at commit: 1180 "Got error 149 - 'Lock deadlock; ...'".
+    if errno == COMMIT_ERRNO and "deadlock" in message.lower():
+        return "deadlock"
     return {CERTIFICATION_ERRNO: "certification", DEADLOCK_ERRNO: "deadlock",
             LOCK_WAIT_ERRNO: "lock_wait"}.get(errno, "other")
 
@@ -74,7 +78,7 @@ class HotRowClient(BackgroundWatch):
             connection.close()
 
     def _count(self, errno: int | None, message: str, outcome: str | None = None) -> None:
-        found = outcome or outcome_of(errno)
+        found = outcome or outcome_of(errno, message)
         self.counts[found] += 1
         key = f"{errno or '-'} {message[:100]}"
         self.errors[key] = self.errors.get(key, 0) + 1

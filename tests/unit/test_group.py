@@ -99,6 +99,7 @@ def _client(node: str, committed: int, certification: int, deadlock: int = 0, ot
 def test_an_update_is_counted_by_what_the_server_answered() -> None:
     assert [conflict.outcome_of(e) for e in (None, 3101, 1213, 1205, 2013)] == [
         "committed", "certification", "deadlock", "lock_wait", "other"]
+    assert conflict.outcome_of(1180, "Got error 149 - 'Lock deadlock; Retry transaction' during COMMIT") == "deadlock"
 
 
 def test_the_conflict_report_gives_the_refused_share_the_groups_counter_and_agreement() -> None:
