@@ -178,17 +178,22 @@ class ConflictRun:
     start, the hot set reset and the group's conflict counters read; afterwards the report."""
 
     def __init__(self, lab: Lab, members: list[Node], through: list[Node], rows: int, seconds: float | None) -> None:
-        self.lab, self.members, self.rows = lab, members, rows
-        reset_hot_rows(lab, through[0], rows)
+        self.lab, self.members, self.through, self.rows, self.seconds = lab, members, through, rows, seconds
+        self.before: dict[str, int | None] = {}
+        self.clients: list[HotRowClient] = []
+        self.started = self.ended = 0.0
+
+    def start(self) -> None:
+        """Reset the hot set, read the counters, start one client per member."""
+        reset_hot_rows(self.lab, self.through[0], self.rows)
         # A client on a member that has not applied the reset yet would update fewer rows.
-        wait_agreement(lab, members)
-        self.before = conflict_counters(lab, members)
+        wait_agreement(self.lab, self.members)
+        self.before = conflict_counters(self.lab, self.members)
         self.started = time.time()
-        until = self.started + seconds if seconds else float("inf")
-        self.clients = [HotRowClient(lab, node, rows, until) for node in through]
+        until = self.started + self.seconds if self.seconds else float("inf")
+        self.clients = [HotRowClient(self.lab, node, self.rows, until) for node in self.through]
         for client in self.clients:
             client.start()
-        self.ended: float | None = None
 
     def stop(self) -> None:
         for client in self.clients:
@@ -200,7 +205,7 @@ class ConflictRun:
         self.stop()
         after = conflict_counters(self.lab, self.members)
         agreement = wait_agreement(self.lab, self.members)
-        seconds = (self.ended or time.time()) - self.started
+        seconds = self.ended - self.started
         return conflict_report([c.report() for c in self.clients], self.rows, seconds, self.before, after, agreement)
 
 

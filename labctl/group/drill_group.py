@@ -128,9 +128,10 @@ class GroupDrill:
                              f"{self.block.name} ({', '.join(self.block.instances())})")
         require_multi_primary(self.lab, self.block)
         rows, seconds = int(params.get("rows", 5)), params.get("for")
-        self.progress(f"{', '.join(names)}: one client each, updating the same {rows} rows")
         self.conflict = conflict.ConflictRun(self.lab, members, [m for m in members if m.name in names], rows,
                                              None if seconds is None else parse_duration(str(seconds)))
+        self.conflict.start()
+        self.progress(f"{', '.join(names)}: one client each, updating the same {rows} rows")
 
     def _on_fault(self, fault: dict[str, Any]) -> None:
         # `at` is when the fault was asked for; a partition's rules are in place only now.
