@@ -24,6 +24,7 @@ from labctl.durations import duration_ms
 from labctl.errors import UsageError
 from labctl.kinds.group import RECOVERY_RECONNECT_S
 from labctl.model.lab import Block, Lab
+from labctl.runtime import inventory
 
 Progress = Callable[[str], None]
 ONLINE = "ONLINE"
@@ -170,8 +171,9 @@ def ensure_group(lab: Lab, block: Block, progress: Progress, timeout: float) -> 
 
 
 def rejoin_all(lab: Lab, block: Block, progress: Progress, timeout: float = 180.0) -> list[MemberView]:
-    """Every member that is not ONLINE (OFFLINE after a restart, ERROR once expelled) joins
-    the group again, one at a time; then every member is ONLINE."""
+    """Every member that is not ONLINE (OFFLINE after a restart, ERROR once expelled), or is
+    ONLINE only in a minority of its own (see needs_rejoin), joins the group again, one at a
+    time; then every member is ONLINE."""
     views = group_views(lab, block)
     for view in views:
         if needs_rejoin(view, views):
@@ -189,9 +191,10 @@ def needs_rejoin(view: MemberView, views: list[MemberView]) -> bool:
 
 
 def rejoin_member(lab: Lab, block: Block, name: str, progress: Progress, timeout: float) -> None:
-    """START GROUP_REPLICATION (after STOP, unless OFFLINE) until the member is ONLINE. A join or a recovery that failed
-    (the member back in ERROR or OFFLINE, or still RECOVERING after REJOIN_ATTEMPT_S) is
-    stopped and started again; past `timeout`, a DbError with the member's last errors."""
+    """START GROUP_REPLICATION (after STOP, unless OFFLINE) until the member is ONLINE. A
+    join or a recovery that failed (the member back in ERROR or OFFLINE, or still RECOVERING
+    after REJOIN_ATTEMPT_S) is stopped and started again; past `timeout`, a DbError with the
+    member's last errors."""
     deadline = time.monotonic() + timeout
     for attempt in itertools.count(1):
         view = member_view(lab, _node(lab, block, name), 5)
@@ -220,8 +223,6 @@ def _joined_or_failed(views: list[MemberView], name: str) -> bool:
 
 def last_errors(lab: Lab, name: str, count: int = 3) -> str:
     """The member's last [ERROR] lines from its log, for a message that says why."""
-    from labctl.runtime import inventory
-
     lines = inventory.container_logs_tail(f"{lab.project}-{name}", 400).splitlines()
     errors = [line.split("] ", 3)[-1][:200] for line in lines if "[ERROR]" in line]
     return " | ".join(errors[-count:]) or "none in its log"
