@@ -172,7 +172,7 @@ def ensure_group(lab: Lab, block: Block, progress: Progress, timeout: float) -> 
 
 def rejoin_all(lab: Lab, block: Block, progress: Progress, timeout: float = 180.0) -> list[MemberView]:
     """Every member that is not ONLINE (OFFLINE after a restart, ERROR once expelled), or is
-    ONLINE only in a minority of its own (see needs_rejoin), joins the group again, one at a
+    ONLINE only in a stale view of its own (see needs_rejoin), joins the group again, one at a
     time; then every member is ONLINE."""
     views = group_views(lab, block)
     for view in views:
@@ -182,12 +182,17 @@ def rejoin_all(lab: Lab, block: Block, progress: Progress, timeout: float = 180.
 
 
 def needs_rejoin(view: MemberView, views: list[MemberView]) -> bool:
-    """Not ONLINE; or ONLINE only in a minority view of its own while the others have a
-    majority: a member cut off and healed that has not heard it was expelled (its XCom may
-    not reconnect for minutes) waits for ever with unreachable_majority_timeout 0."""
+    """Not ONLINE; or ONLINE in its own view while another member, in a majority, does not
+    count it ONLINE. A member cut off and healed keeps its old view (after the heal even "3
+    of 3 online") until it hears it was expelled; if its XCom never gets that far it stays so
+    for ever, with unreachable_majority_timeout 0, and the group is never whole again."""
     if view.state != ONLINE:
         return True
-    return not view.in_majority and any(v.in_majority for v in views if v.name != view.name)
+    return any(v.in_majority and not _counts_online(v, view.uuid) for v in views if v.name != view.name)
+
+
+def _counts_online(view: MemberView, uuid: str) -> bool:
+    return any(m["id"] == uuid and m["state"] == ONLINE for m in view.members)
 
 
 def rejoin_member(lab: Lab, block: Block, name: str, progress: Progress, timeout: float) -> None:
@@ -198,8 +203,7 @@ def rejoin_member(lab: Lab, block: Block, name: str, progress: Progress, timeout
     deadline = time.monotonic() + timeout
     for attempt in itertools.count(1):
         view = member_view(lab, _node(lab, block, name), 5)
-        state = (view.state if view.in_majority or view.state != ONLINE
-                 else f"ONLINE in a minority view, {view.online} of {len(view.members)}")
+        state = view.state if view.state != ONLINE else f"ONLINE in a stale view, {view.online}/{len(view.members)}"
         progress(f"{block.name}: {name} ({state}) joins the group" + (f", attempt {attempt}" if attempt > 1 else ""))
         try:
             start_member(lab, block, name)
