@@ -32,6 +32,10 @@ PRIMARY = "PRIMARY"
 # START GROUP_REPLICATION returns once the member is in the group's view; a joiner's recovery
 # (or a clone) may take a while longer.
 START_TIMEOUT_S = 60
+# STOP GROUP_REPLICATION on a member that cannot reach the group returns only when group
+# communication gives up leaving it: 82 s here ("Timeout while waiting for the group
+# communication engine to exit"), measured on a member STOPped while still partitioned.
+STOP_TIMEOUT_S = 120
 # A joiner still RECOVERING after this long is stopped and started again (its recovery may be
 # waiting out group_replication_recovery_reconnect_interval after a donor failed it).
 REJOIN_ATTEMPT_S = 60.0
@@ -348,7 +352,7 @@ def start_member(lab: Lab, block: Block, name: str) -> None:
     if view.reachable and view.state == "OFFLINE" and not _has_recovery_user(lab, node):
         prepare_member(lab, block, node, False)
     # Bounded: a START that hangs (a join XCom cannot finish) must not hold the drill for ever.
-    execute(lab, node, [*statements, "START GROUP_REPLICATION"], 5, read_timeout=START_TIMEOUT_S)
+    execute(lab, node, [*statements, "START GROUP_REPLICATION"], 5, read_timeout=STOP_TIMEOUT_S)
 
 
 def _has_recovery_user(lab: Lab, node: Node) -> bool:
