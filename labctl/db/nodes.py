@@ -136,9 +136,11 @@ def run_sql(connection: MySQLConnectionAbstract, statement: str, params: tuple[A
         cursor.close()
 
 
-def execute(lab: Lab, node: Node, statements: list[str], timeout: float = 5.0) -> None:
-    """Run statements on a node in order; the first failure names the node and the statement."""
-    connection = connect(lab, node, timeout)
+def execute(lab: Lab, node: Node, statements: list[str], timeout: float = 5.0,
+            read_timeout: int | None = None) -> None:
+    """Run statements on a node in order; the first failure names the node and the statement.
+    `timeout` bounds the connect; `read_timeout` (seconds, None: none) each statement."""
+    connection = connect(lab, node, timeout, read_timeout=read_timeout)
     try:
         for statement in statements:
             try:

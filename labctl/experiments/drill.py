@@ -63,6 +63,10 @@ _DRILL_SCHEMA: dict[str, Any] = {
     "properties": {
         "title": {"type": "string", "minLength": 1},
         "summary": {"type": "string"},
+        # Lab parameters the drill needs the running lab to have been brought up with.
+        "requires": {"type": "object", "minProperties": 1,
+                     "propertyNames": {"pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)+$"},
+                     "additionalProperties": {"type": ["string", "number", "boolean"]}},
         "load": {"type": "object", "additionalProperties": False, "properties": {
             "users": {"type": "integer", "minimum": 1, "maximum": 1000},
             "rate": {"type": "number", "exclusiveMinimum": 0},
@@ -88,6 +92,7 @@ class Drill:
     steady_state: dict[str, Any]
     steps: list[dict[str, Any]]
     expect: dict[str, Any]
+    requires: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -133,11 +138,12 @@ def load_drill(lab: str, name: str) -> Drill:
         raise LabConfigError([Problem(display, doc.line_of(p), dotted(p), text) for p, text in found])
     data = doc.data
     return Drill(name, path, data["title"], str(data.get("summary", "")).strip(), data.get("load", {}),
-                 data.get("steady_state", {}), data["steps"], data.get("expect", {}))
+                 data.get("steady_state", {}), data["steps"], data.get("expect", {}), data.get("requires", {}))
 
 
 def _kind_steps() -> list[str]:
-    return [key for kind in kinds.REGISTRY.values() for key in kind.drill_steps()]
+    # Several kinds take the same step (conflicting_updates), with the same schema.
+    return list(dict.fromkeys(key for kind in kinds.REGISTRY.values() for key in kind.drill_steps()))
 
 
 def _step_problems(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
@@ -165,6 +171,7 @@ def run_drill(running: RunningLab, drill: Drill, progress: Progress) -> DrillRes
     run folder is made."""
     running.require_up()
     refuse_active_faults(running.name)
+    refuse_unmet_requirements(running, drill)
     result = DrillResult(running.new_run_dir(f"drill-{drill.name}"))
     bound = _steady_bounds(drill)
     progress("checking the steady state before")
@@ -208,6 +215,21 @@ def refuse_active_faults(lab: str) -> None:
         raise LabctlError(f"lab '{lab}' still has {len(active)} fault(s) from an earlier 'labctl chaos': "
                           f"{named}; revert {'it' if len(active) == 1 else 'them'} with 'labctl heal {lab}', "
                           "then run the drill again")
+
+
+def refuse_unmet_requirements(running: RunningLab, drill: Drill) -> None:
+    """Refuse, before anything starts, a drill whose `requires:` the running lab was not brought
+    up with, naming the `labctl up --set` that gives it."""
+    for path, wanted in drill.requires.items():
+        block, *keys = path.split(".")
+        found: Any = running.lab.blocks[block].params if block in running.lab.blocks else None
+        for key in keys:
+            found = found.get(key) if isinstance(found, dict) else None
+        if found != wanted:
+            setting = f"{path}={str(wanted).lower() if isinstance(wanted, bool) else wanted}"
+            raise LabctlError(f"drill '{drill.name}' needs {setting}, and lab '{running.name}' runs with "
+                              f"{path}={found}: run 'labctl up {running.name} --set {setting}' first "
+                              f"('labctl up {running.name}' goes back to the lab file's values)")
 
 
 def _steady_bounds(drill: Drill) -> dict[str, float]:

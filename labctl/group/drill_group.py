@@ -13,8 +13,11 @@ from typing import Any
 import mysql.connector
 
 from labctl.db.nodes import BackgroundWatch, DbError, Node, connect, run_sql
+from labctl.durations import parse_duration
+from labctl.errors import UsageError
 from labctl.experiments import ledger
 from labctl.experiments.events import DrillEvents
+from labctl.group import conflict
 from labctl.group.members import (
     MEMBERS_QUERY,
     SELF_QUERY,
@@ -23,6 +26,7 @@ from labctl.group.members import (
     nodes,
     present_ids,
     rejoin_all,
+    require_multi_primary,
     wait_for,
 )
 from labctl.model.lab import Block, Lab
@@ -31,6 +35,8 @@ PROBE_INTERVAL_S = 0.2
 PROBE_TIMEOUT_S = 2.0
 REJOIN_TIMEOUT_S = 180.0
 CUTTING = ("kill", "stop", "pause", "partition")
+# The drill step that starts clients updating the same rows through different members.
+CONFLICT_STEP = "conflicting_updates"
 
 
 class MemberProbe(BackgroundWatch):
@@ -90,6 +96,7 @@ class GroupDrill:
         self.probes = [MemberProbe(lab, node) for node in nodes(lab, block)]
         self.applied: list[dict[str, Any]] = []
         self.cut: dict[str, Any] | None = None
+        self.conflict: conflict.ConflictRun | None = None
 
     def subscribe(self, events: DrillEvents) -> None:
         """Probe every member while the load runs; once healed read the writes back; once the
@@ -99,6 +106,7 @@ class GroupDrill:
         events.load_finished.add_listener(self._stop)
         events.healed.add_listener(self._on_healed)
         events.lab_up_again.add_listener(self._on_up_again)
+        events.step_handlers[CONFLICT_STEP] = self._on_conflict_step
 
     def _start(self) -> None:
         for probe in self.probes:
@@ -107,6 +115,23 @@ class GroupDrill:
     def _stop(self) -> None:
         for probe in self.probes:
             probe.stop(timeout=PROBE_TIMEOUT_S + 5)
+        if self.conflict is not None:
+            self.conflict.stop()
+
+    def _on_conflict_step(self, step: dict[str, Any]) -> None:
+        params = step[CONFLICT_STEP]
+        members = nodes(self.lab, self.block)
+        names = list(params.get("through") or [m.name for m in members[:2]])
+        unknown = [name for name in names if name not in self.block.instances()]
+        if unknown:
+            raise UsageError(f"{CONFLICT_STEP}.through names {', '.join(unknown)}, not a member of "
+                             f"{self.block.name} ({', '.join(self.block.instances())})")
+        require_multi_primary(self.lab, self.block)
+        rows, seconds = int(params.get("rows", 5)), params.get("for")
+        self.conflict = conflict.ConflictRun(self.lab, members, [m for m in members if m.name in names], rows,
+                                             None if seconds is None else parse_duration(str(seconds)))
+        self.conflict.start()
+        self.progress(f"{', '.join(names)}: one client each, updating the same {rows} rows")
 
     def _on_fault(self, fault: dict[str, Any]) -> None:
         # `at` is when the fault was asked for; a partition's rules are in place only now.
@@ -121,6 +146,9 @@ class GroupDrill:
         self.progress("reading every write back from the primary")
         results.update(writes_report(self.lab, self.block, run_dir, self.cut))
         results["group"] = probe_report(self.probes, self.cut)
+        if self.conflict is not None:
+            self.progress("reading the hot rows back from every member")
+            results["group"]["conflict"] = self.conflict.report()
 
     def _on_up_again(self, results: dict[str, Any]) -> None:
         if self.cut is None:
@@ -130,10 +158,13 @@ class GroupDrill:
         wait_for(self.lab, self.block, lambda vs: any(v.name == target and v.reachable for v in vs),
                  f"{target} answering", REJOIN_TIMEOUT_S, self.progress)
         back_at = float(self.cut.get("reverted_at") or self.cut["in_place_at"])
+        # The rejoin starts only once the load is over: `seconds` includes the rest of the load.
+        started = time.time()
         rejoin_all(self.lab, self.block, self.progress)
         seconds = round(time.time() - back_at, 3)
         results.setdefault("group", {})["rejoin"] = {"node": target, "seconds": seconds,
-                                                     "measured_from": "the fault's revert"}
+                                                     "measured_from": "the fault's revert",
+                                                     "rejoin_s": round(time.time() - started, 3)}
         self.progress(f"{target} is ONLINE again, {seconds} s after the fault was reverted")
 
 
@@ -206,6 +237,9 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"answered", "probes straight to it while it was alone"))
     rejoin = group.get("rejoin")
     if rejoin:
-        rows.append(("rejoin", f"{rejoin['node']} ONLINE {rejoin['seconds']} s after the revert",
-                     "START GROUP_REPLICATION, then distributed recovery"))
+        took = f" ({rejoin['rejoin_s']} s from labctl's START)" if "rejoin_s" in rejoin else ""
+        rows.append(("rejoin", f"{rejoin['node']} ONLINE {rejoin['seconds']} s after the revert{took}",
+                     "START GROUP_REPLICATION once the load is over, then distributed recovery"))
+    if group.get("conflict"):
+        rows += conflict.report_rows(group["conflict"])
     return rows

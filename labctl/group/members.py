@@ -6,6 +6,7 @@ bootstraps the group, the others join one at a time and catch up by distributed 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import time
 from collections.abc import Callable
@@ -20,7 +21,10 @@ from labctl.db.nodes import DbError, Node, connect, execute, run_sql
 from labctl.db.secrets import load_secrets
 from labctl.db.setup import SCHEMA_STATEMENTS
 from labctl.durations import duration_ms
+from labctl.errors import UsageError
+from labctl.kinds.group import RECOVERY_RECONNECT_S
 from labctl.model.lab import Block, Lab
+from labctl.runtime import inventory
 
 Progress = Callable[[str], None]
 ONLINE = "ONLINE"
@@ -28,6 +32,13 @@ PRIMARY = "PRIMARY"
 # START GROUP_REPLICATION returns once the member is in the group's view; a joiner's recovery
 # (or a clone) may take a while longer.
 START_TIMEOUT_S = 60
+# STOP GROUP_REPLICATION on a member that cannot reach the group returns only when group
+# communication gives up leaving it: 82 s here ("Timeout while waiting for the group
+# communication engine to exit"), measured on a member STOPped while still partitioned.
+STOP_TIMEOUT_S = 120
+# A joiner still RECOVERING after this long is stopped and started again (its recovery may be
+# waiting out group_replication_recovery_reconnect_interval after a donor failed it).
+REJOIN_ATTEMPT_S = 60.0
 MEMBERS_QUERY = ("SELECT MEMBER_ID AS id, MEMBER_HOST AS host, MEMBER_STATE AS state, MEMBER_ROLE AS role "
                  "FROM performance_schema.replication_group_members ORDER BY MEMBER_HOST")
 SELF_QUERY = "SELECT @@server_uuid AS uuid, @@global.super_read_only AS ro, @@global.gtid_executed AS gtids"
@@ -164,14 +175,65 @@ def ensure_group(lab: Lab, block: Block, progress: Progress, timeout: float) -> 
 
 
 def rejoin_all(lab: Lab, block: Block, progress: Progress, timeout: float = 180.0) -> list[MemberView]:
-    """Every member that is not ONLINE (OFFLINE after a restart, ERROR once expelled) joins
-    the group again, one at a time; then every member is ONLINE."""
-    for view in group_views(lab, block):
-        if view.state != ONLINE:
-            progress(f"{block.name}: {view.name} ({view.state}) joins the group")
-            start_member(lab, block, view.name)
-            wait_for(lab, block, partial(_online, name=view.name), f"{view.name} ONLINE", timeout, progress)
+    """Every member that is not ONLINE (OFFLINE after a restart, ERROR once expelled), or is
+    ONLINE only in a stale view of its own (see needs_rejoin), joins the group again, one at a
+    time; then every member is ONLINE."""
+    views = group_views(lab, block)
+    for view in views:
+        if needs_rejoin(view, views):
+            rejoin_member(lab, block, view.name, progress, timeout)
     return wait_whole(lab, block, timeout, progress)
+
+
+def needs_rejoin(view: MemberView, views: list[MemberView]) -> bool:
+    """Not ONLINE; or ONLINE in its own view while another member, in a majority, does not
+    count it ONLINE. A member cut off and healed keeps its old view (after the heal even "3
+    of 3 online") until it hears it was expelled; if its XCom never gets that far it stays so
+    for ever, with unreachable_majority_timeout 0, and the group is never whole again."""
+    if view.state != ONLINE:
+        return True
+    return any(v.in_majority and not _counts_online(v, view.uuid) for v in views if v.name != view.name)
+
+
+def _counts_online(view: MemberView, uuid: str) -> bool:
+    return any(m["id"] == uuid and m["state"] == ONLINE for m in view.members)
+
+
+def rejoin_member(lab: Lab, block: Block, name: str, progress: Progress, timeout: float) -> None:
+    """START GROUP_REPLICATION (after STOP, unless OFFLINE) until the member is ONLINE. A
+    join or a recovery that failed (the member back in ERROR or OFFLINE, or still RECOVERING
+    after REJOIN_ATTEMPT_S) is stopped and started again; past `timeout`, a DbError with the
+    member's last errors."""
+    deadline = time.monotonic() + timeout
+    for attempt in itertools.count(1):
+        view = member_view(lab, _node(lab, block, name), 5)
+        state = view.state if view.state != ONLINE else f"ONLINE in a stale view, {view.online}/{len(view.members)}"
+        progress(f"{block.name}: {name} ({state}) joins the group" + (f", attempt {attempt}" if attempt > 1 else ""))
+        try:
+            start_member(lab, block, name)
+            views = wait_for(lab, block, partial(_joined_or_failed, name=name), f"{name} ONLINE",
+                             min(REJOIN_ATTEMPT_S, max(1.0, deadline - time.monotonic())), progress)
+            if _online(views, name):
+                return
+            failure = f"{name} is {next(v.state for v in views if v.name == name)} again"
+        except DbError as exc:
+            failure = str(exc)
+        if time.monotonic() > deadline:
+            raise DbError(f"{block.name}: {name} did not rejoin within {timeout:.0f} s ({attempt} attempts; "
+                          f"last: {failure}); its last errors: {last_errors(lab, name)}")
+        progress(f"{block.name}: {failure}; stopping and starting it again")
+
+
+def _joined_or_failed(views: list[MemberView], name: str) -> bool:
+    view = next(v for v in views if v.name == name)
+    return view.state in (ONLINE, "ERROR", "OFFLINE")
+
+
+def last_errors(lab: Lab, name: str, count: int = 3) -> str:
+    """The member's last [ERROR] lines from its log, for a message that says why."""
+    lines = inventory.container_logs_tail(f"{lab.project}-{name}", 400).splitlines()
+    errors = [line.split("] ", 3)[-1][:200] for line in lines if "[ERROR]" in line]
+    return " | ".join(errors[-count:]) or "none in its log"
 
 
 def apply_settings(lab: Lab, block: Block, progress: Progress) -> None:
@@ -183,7 +245,8 @@ def apply_settings(lab: Lab, block: Block, progress: Progress) -> None:
     statements = [f"SET GLOBAL group_replication_member_expel_timeout = {seconds['expel_timeout']}",
                   "SET GLOBAL group_replication_unreachable_majority_timeout = "
                   f"{seconds['unreachable_majority_timeout']}",
-                  f"SET GLOBAL group_replication_consistency = '{str(block.params['consistency']).upper()}'"]
+                  f"SET GLOBAL group_replication_consistency = '{str(block.params['consistency']).upper()}'",
+                  f"SET GLOBAL group_replication_recovery_reconnect_interval = {RECOVERY_RECONNECT_S}"]
     wanted = str(block.params["consistency"]).upper()
     changed = [node for node in nodes(lab, block) if _global(lab, node, "group_replication_consistency") != wanted]
     for node in nodes(lab, block):
@@ -194,13 +257,32 @@ def apply_settings(lab: Lab, block: Block, progress: Progress) -> None:
         progress(f"{block.name}: consistency {wanted}; closing the app's connections so they reconnect with it")
         for node in nodes(lab, block):
             _kill_sessions(lab, node, "app")
+    switch_mode(lab, block, progress)
+
+
+def switch_mode(lab: Lab, block: Block, progress: Progress) -> None:
+    """The group in the block's mode, switched live with MySQL's own functions. Back to
+    single-primary, the member HAProxy's writer used first stays primary (MySQL would
+    otherwise elect one by weight and UUID)."""
     single = block.params["mode"] == "single-primary"
+    views = group_views(lab, block)
+    primary = _node(lab, block, primary_of(views) or block.instances()[0])
+    if _single_primary(lab, primary) == single:
+        return
+    progress(f"{block.name}: switching the group to {block.params['mode']} mode")
+    uuid = next(v.uuid for v in views if v.name == primary.name)
+    switch = (f"group_replication_switch_to_single_primary_mode('{uuid}')" if single
+              else "group_replication_switch_to_multi_primary_mode()")
+    execute(lab, primary, [f"SELECT {switch}"], START_TIMEOUT_S)
+
+
+def require_multi_primary(lab: Lab, block: Block) -> None:
+    """A UsageError saying how to switch, unless the group runs in multi-primary mode now."""
     primary = _node(lab, block, primary_of(group_views(lab, block)) or block.instances()[0])
-    if _single_primary(lab, primary) != single:
-        progress(f"{block.name}: switching the group to {block.params['mode']} mode")
-        switch = ("group_replication_switch_to_single_primary_mode()" if single
-                  else "group_replication_switch_to_multi_primary_mode()")
-        execute(lab, primary, [f"SELECT {switch}"], START_TIMEOUT_S)
+    if _single_primary(lab, primary):
+        raise UsageError(f"the group {block.name} of lab '{lab.name}' is in single-primary mode; switch it with "
+                         f"'labctl up {lab.name} --set {block.name}.mode=multi-primary' (and back with "
+                         f"'labctl up {lab.name}')")
 
 
 def _single_primary(lab: Lab, node: Node) -> bool:
@@ -269,7 +351,8 @@ def start_member(lab: Lab, block: Block, name: str) -> None:
     statements = ["STOP GROUP_REPLICATION"] if view.state not in ("OFFLINE", "down") else []
     if view.reachable and view.state == "OFFLINE" and not _has_recovery_user(lab, node):
         prepare_member(lab, block, node, False)
-    execute(lab, node, [*statements, "START GROUP_REPLICATION"], START_TIMEOUT_S)
+    # Bounded: a START that hangs (a join XCom cannot finish) must not hold the drill for ever.
+    execute(lab, node, [*statements, "START GROUP_REPLICATION"], 5, read_timeout=STOP_TIMEOUT_S)
 
 
 def _has_recovery_user(lab: Lab, node: Node) -> bool:

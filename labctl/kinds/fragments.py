@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from labctl.durations import DRILL_DURATION
+
 MEMORY: dict[str, Any] = {"type": "string", "pattern": r"^[0-9]+[kmg]$", "description": "a size like 128m or 1g"}
 PORT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
 CPUS: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 64}
@@ -37,3 +39,14 @@ LB_COMMON: dict[str, Any] = {
     "cpus": CPUS,
     "memory": MEMORY,
 }
+
+
+# The drill step every clustered database kind takes: a client per node updating the same hot
+# rows for `for` (default 8s), straight on each node's published port; `through` names the
+# nodes (default: the first two).
+CONFLICTING_UPDATES: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "properties": {
+        "through": {"type": "array", "items": {"type": "string", "pattern": "^[a-z0-9_-]+$"},
+                    "minItems": 2, "uniqueItems": True},
+        "rows": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "for": DRILL_DURATION}}

@@ -18,7 +18,7 @@ from labctl.kinds.base import (
     ledger_expectations,
     node_urls,
 )
-from labctl.kinds.fragments import CPUS, MEMORY, node_publish
+from labctl.kinds.fragments import CONFLICTING_UPDATES, CPUS, MEMORY, node_publish
 
 if TYPE_CHECKING:
     from labctl.experiments.events import DrillEvents
@@ -34,6 +34,9 @@ CONSISTENCY = ("eventual", "before", "after", "before_and_after")
 MAX_EXPEL_S = 3600
 # The port each member's group communication (XCom) listens on.
 XCOM_PORT = 33061
+# Seconds a joiner waits before another round of donors after every donor failed its
+# recovery; MySQL's 60 is most of a rejoin after a partition that went wrong once.
+RECOVERY_RECONNECT_S = 5
 
 
 class GroupKind(BlockKind):
@@ -73,6 +76,7 @@ class GroupKind(BlockKind):
     def config_templates(self, lab: Lab, block: Block) -> list[ConfigTemplate]:
         group: dict[str, object] = {
             "group_name": group_name(lab.project, block.name), "xcom_port": XCOM_PORT,
+            "recovery_reconnect_s": RECOVERY_RECONNECT_S,
             "seeds": ",".join(f"{node}:{XCOM_PORT}" for node in block.instances()),
             "expel_s": duration_ms(str(block.params["expel_timeout"])) // 1000,
             "unreachable_s": duration_ms(str(block.params["unreachable_majority_timeout"])) // 1000}
@@ -139,9 +143,19 @@ class GroupKind(BlockKind):
 
         return report_rows(report)
 
+    def drill_steps(self) -> dict[str, Any]:
+        # Clients updating the same rows, one through each member named (default: the first two).
+        return {"conflicting_updates": CONFLICTING_UPDATES}
+
     def drill_expectations(self) -> dict[str, Expectation]:
         return {
             **ledger_expectations(),
+            "members_agree": Expectation(
+                {"type": "boolean"}, lambda m: _conflict(m).get("agreement", {}).get("agree"),
+                lambda e, o: o is not None and o == e),
+            "max_lost_updates": Expectation(
+                {"type": "integer", "minimum": 0}, lambda m: _conflict(m).get("lost_updates"),
+                lambda e, o: o is not None and o <= e),
             "max_minority_writes": Expectation(
                 {"type": "integer", "minimum": 0}, lambda m: (m.get("group") or {}).get("minority_writes"),
                 lambda e, o: o is not None and o <= e),
@@ -152,6 +166,10 @@ class GroupKind(BlockKind):
                 DURATION, lambda m: ((m.get("group") or {}).get("rejoin") or {}).get("seconds"),
                 lambda e, o: o is not None and o <= duration_ms(str(e)) / 1000),
         }
+
+
+def _conflict(measured: dict[str, Any]) -> dict[str, Any]:
+    return dict((measured.get("group") or {}).get("conflict") or {})
 
 
 def group_name(project: str, block: str) -> str:

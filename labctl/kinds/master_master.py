@@ -20,19 +20,13 @@ from labctl.kinds.base import (
     ledger_expectations,
     node_urls,
 )
-from labctl.kinds.fragments import CPUS, MEMORY, SWITCH, node_publish
+from labctl.kinds.fragments import CONFLICTING_UPDATES, CPUS, MEMORY, SWITCH, node_publish
 
 if TYPE_CHECKING:
     from labctl.experiments.events import DrillEvents
     from labctl.model.lab import Block, Lab
     from labctl.runtime.inventory import ServiceState
 
-CONFLICT_STEP: dict[str, Any] = {
-    "type": "object", "additionalProperties": False,
-    "description": "two clients update the same rows, one on each node, for `for` (default 8s)",
-    "properties": {"rows": {"type": "integer", "minimum": 1, "maximum": 1000},
-                   "for": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?(ms|s)$"}},
-}
 DUPLICATE_STEP: dict[str, Any] = {
     "type": "object", "additionalProperties": False,
     "description": "both nodes insert a row with the same unique key at the same instant",
@@ -125,7 +119,7 @@ class MasterMasterKind(BlockKind):
         return report_rows(report)
 
     def drill_steps(self) -> dict[str, Any]:
-        return {"conflict": CONFLICT_STEP, "duplicate_key": DUPLICATE_STEP}
+        return {"conflicting_updates": CONFLICTING_UPDATES, "duplicate_key": DUPLICATE_STEP}
 
     def drill_expectations(self) -> dict[str, Expectation]:
         return {

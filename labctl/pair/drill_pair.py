@@ -40,7 +40,7 @@ class PairDrill:
         """Handle the pair's steps, note a fault on one of its nodes, and report once healed."""
         events.drill_started.add_listener(self._start)
         events.fault_applied.add_listener(self._on_fault)
-        events.step_handlers["conflict"] = self.conflict
+        events.step_handlers["conflicting_updates"] = self.conflict
         events.step_handlers["duplicate_key"] = self.duplicate_key
         events.load_finished.add_listener(self._on_load_finished)
         events.healed.add_listener(self._on_healed)
@@ -51,10 +51,15 @@ class PairDrill:
 
     def conflict(self, step: dict[str, Any]) -> None:
         """Start one updater on each node, on the same freshly reset rows."""
-        spec = step["conflict"] or {}
+        spec = step["conflicting_updates"] or {}
         rows, seconds = int(spec.get("rows", DEFAULT_ROWS)), parse_duration(str(spec.get("for", DEFAULT_CONFLICT)))
+        pair = nodes(self.lab, self.block)
+        unknown = set(spec.get("through", [])) - {n.name for n in pair}
+        if unknown:
+            raise DbError(f"conflicting_updates through {', '.join(sorted(unknown))}: lab '{self.lab.name}' has "
+                          f"only {', '.join(n.name for n in pair)}")
         reset_hot_rows(self.lab, self.block, rows)
-        self.updaters = [RowUpdater(self.lab, node, rows, seconds) for node in nodes(self.lab, self.block)]
+        self.updaters = [RowUpdater(self.lab, node, rows, seconds) for node in pair]
         for updater in self.updaters:
             updater.start()
 

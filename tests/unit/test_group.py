@@ -1,14 +1,22 @@
 """The group kind's pure parts: a member's view (majority, writable), how many of the group's
-transactions a GTID set holds, and the drill's probe report (election, minority writes)."""
+transactions a GTID set holds, the drill's probe report (election, minority writes), the
+conflicting updates' report, and a drill's `requires:` refused with the `up` to run."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from labctl.db.nodes import Node
-from labctl.group import drill_group
-from labctl.group.members import MemberView, group_transactions, primary_of
+from labctl.errors import LabctlError
+from labctl.experiments.drill import Drill, refuse_unmet_requirements
+from labctl.group import conflict, drill_group
+from labctl.group.members import MemberView, group_transactions, needs_rejoin, primary_of
 from labctl.kinds.group import group_name
+from labctl.model.lab import Block, Lab
+from labctl.running import RunningLab
 
 GROUP = "381c7114-b6aa-5309-835f-376daf2f9ba3"
 
@@ -81,3 +89,78 @@ def test_a_kill_reports_the_election_but_no_cut_off_window() -> None:
     report = drill_group.probe_report([_probe("db-1", []), new], {"fault": "kill", "target": "db-1",
                                                                   "in_place_at": 104.0})
     assert report["election"]["seconds"] == 6.0 and "minority_writes" not in report
+
+
+def _client(node: str, committed: int, certification: int, deadlock: int = 0, other: int = 0) -> dict[str, Any]:
+    return {"node": node, "attempted": committed + certification + deadlock + other, "committed": committed,
+            "certification": certification, "deadlock": deadlock, "lock_wait": 0, "other": other, "errors": {}}
+
+
+def test_an_update_is_counted_by_what_the_server_answered() -> None:
+    assert [conflict.outcome_of(e) for e in (None, 3101, 1213, 1205, 2013)] == [
+        "committed", "certification", "deadlock", "lock_wait", "other"]
+    assert conflict.outcome_of(1180, "Got error 149 - 'Lock deadlock; Retry transaction' during COMMIT") == "deadlock"
+
+
+def test_the_conflict_report_gives_the_refused_share_the_groups_counter_and_agreement() -> None:
+    rows = {"rows": 5, "sum": 5 * 150, "crc": 42}
+    agreement = {"agree": True, "after_s": 0.5, "members": {"db-1": rows, "db-2": rows, "db-3": dict(rows)}}
+    report = conflict.conflict_report([_client("db-1", 80, 15), _client("db-2", 70, 30, deadlock=5)], 5, 15.0,
+                                      {"db-1": 10, "db-2": 10, "db-3": None}, {"db-1": 55, "db-2": 55, "db-3": 4},
+                                      agreement)
+    assert report["totals"]["attempted"] == 200 and report["refused"] == 50 and report["refused_share"] == 0.25
+    assert report["conflicts_detected"] == {"db-1": 45, "db-2": 45, "db-3": None}
+    assert report["expected_sum"] == 750 and report["lost_updates"] == 0 and report["applied_unacknowledged"] == 0
+    shown = {name: value for name, value, _ in conflict.report_rows(report)}
+    assert shown["updates via db-2"] == "70 committed, 30 refused by certification, 5 deadlocks, 0 other errors"
+    assert shown["refused share"] == "25.0 % of 200 updates (50 refused)"
+    assert shown["conflicts detected"] == "db-1 +45, db-2 +45, db-3 +-"
+    assert shown["members agree"].startswith("yes, after 0.5 s: 3 members, sum 750")
+    assert shown["lost updates"] == "0"
+
+
+def test_members_that_differ_or_do_not_answer_do_not_agree_and_lost_updates_are_counted() -> None:
+    one, other = {"rows": 5, "sum": 740, "crc": 1}, {"rows": 5, "sum": 745, "crc": 2}
+    assert not conflict.agreeing({"db-1": one, "db-2": other})
+    assert not conflict.agreeing({"db-1": one, "db-2": None}) and conflict.agreeing({"db-1": one, "db-2": dict(one)})
+    differing = conflict.conflict_report([_client("db-1", 150, 0)], 5, 1.0, {}, {},
+                                         {"agree": False, "after_s": 30.0, "members": {"db-1": one, "db-2": other}})
+    assert differing["lost_updates"] is None
+    assert dict((n, v) for n, v, _ in conflict.report_rows(differing))["members agree"] == (
+        "NO: db-1 sum 740 crc 1, db-2 sum 745 crc 2")
+    short = conflict.conflict_report([_client("db-1", 150, 0)], 5, 1.0, {}, {},
+                                     {"agree": True, "after_s": 0.1, "members": {"db-1": one, "db-2": dict(one)}})
+    assert short["lost_updates"] == 2
+
+
+def test_a_drill_that_requires_a_parameter_the_lab_runs_without_is_refused_with_the_up_to_run() -> None:
+    lab = Lab(name="db-group-replication", title="", summary="", folder=Path("."), notes="", bind="127.0.0.1",
+              blocks={"db": Block("db", "group", {"mode": "single-primary"})}, overrides=())
+    drill = Drill("multi-primary-conflict", Path("x.yaml"), "t", "", {}, {}, [], {}, {"db.mode": "multi-primary"})
+    with pytest.raises(LabctlError) as info:
+        refuse_unmet_requirements(RunningLab(lab, {}), drill)
+    assert str(info.value) == (
+        "drill 'multi-primary-conflict' needs db.mode=multi-primary, and lab 'db-group-replication' runs with "
+        "db.mode=single-primary: run 'labctl up db-group-replication --set db.mode=multi-primary' first "
+        "('labctl up db-group-replication' goes back to the lab file's values)")
+    lab.blocks["db"].params["mode"] = "multi-primary"
+    refuse_unmet_requirements(RunningLab(lab, {}), drill)
+
+
+def test_a_healed_member_still_online_in_a_stale_view_is_rejoined_while_the_others_hold_a_majority() -> None:
+    majority = [_view(n, [("db-2", "ONLINE", "PRIMARY"), ("db-3", "ONLINE", "SECONDARY")]) for n in ("db-2", "db-3")]
+    alone = _view("db-1", [("db-1", "ONLINE", "PRIMARY"), ("db-2", "UNREACHABLE", "SECONDARY"),
+                           ("db-3", "UNREACHABLE", "SECONDARY")])
+    # Seen on this machine right after a heal: its XCom reaches the others again, but it has
+    # not heard it was expelled, so its own view still has all three ONLINE.
+    stale = _view("db-1", [("db-1", "ONLINE", "PRIMARY"), ("db-2", "ONLINE", "SECONDARY"),
+                           ("db-3", "ONLINE", "SECONDARY")])
+    for old in (alone, stale):
+        assert needs_rejoin(old, [old, *majority])
+        assert not any(needs_rejoin(v, [old, *majority]) for v in majority)
+    # Everyone cut off (the partition still in place): nobody is stopped.
+    assert not needs_rejoin(alone, [alone])
+    whole = [_view(n, [("db-1", "ONLINE", "PRIMARY"), ("db-2", "ONLINE", "SECONDARY"),
+                       ("db-3", "ONLINE", "SECONDARY")]) for n in ("db-1", "db-2", "db-3")]
+    assert not any(needs_rejoin(v, whole) for v in whole)
+    assert needs_rejoin(MemberView("db-1", 1, True, uuid="u"), [])
