@@ -5,6 +5,7 @@ their reports, and for a killed node, the writes its partner lacked while it was
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ class PairDrill:
             raise DbError(f"conflicting_updates through {', '.join(sorted(unknown))}: lab '{self.lab.name}' has "
                           f"only {', '.join(n.name for n in pair)}")
         reset_hot_rows(self.lab, self.block, rows)
-        self.updaters = [RowUpdater(self.lab, node, rows, seconds) for node in pair]
+        gate = threading.Barrier(len(pair))
+        self.updaters = [RowUpdater(self.lab, node, rows, seconds, gate) for node in pair]
         for updater in self.updaters:
             updater.start()
 

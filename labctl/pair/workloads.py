@@ -20,13 +20,14 @@ ROUNDS = 3
 
 
 class RowUpdater(BackgroundWatch):
-    """One client on one node: `n = n + 1` on the hot rows in turn, as fast as it commits."""
+    """One client on one node: `n = n + 1` on the hot rows in turn, as fast as it commits, then
+    one last update of every hot row that commits at the same instant as its partner's."""
 
     name = "labctl-pair-updater"
 
-    def __init__(self, lab: Lab, node: Node, rows: int, seconds: float) -> None:
+    def __init__(self, lab: Lab, node: Node, rows: int, seconds: float, gate: threading.Barrier) -> None:
         super().__init__()
-        self.lab, self.node, self.rows, self.seconds = lab, node, rows, seconds
+        self.lab, self.node, self.rows, self.seconds, self.gate = lab, node, rows, seconds, gate
         self.committed = 0
         self.errors: dict[str, int] = {}
 
@@ -35,24 +36,43 @@ class RowUpdater(BackgroundWatch):
             connection = connect(self.lab, self.node, 5.0, user="app", read_timeout=5)
         except DbError:
             self.errors["connect"] = 1
+            self.gate.abort()
             return
         deadline = time.monotonic() + self.seconds
         try:
             row = 0
             while time.monotonic() < deadline and not self.stopping.is_set():
-                self._update(connection, row % self.rows + 1)
+                self._attempt(connection, [("UPDATE labctl.hot SET n = n + 1, last_writer = %s WHERE id = %s",
+                                            (self.node.name, row % self.rows + 1))])
                 row += 1
+            self._last_update(connection)
         finally:
             connection.close()
 
-    def _update(self, connection: Any, row: int) -> None:
+    def _last_update(self, connection: Any) -> None:
+        # Whether the nodes end up different depends on which update each applies last; two
+        # application servers updating the same rows in the same instant decide it: each node
+        # commits its own, then applies its partner's over it, so each ends with the other's.
         try:
-            run_sql(connection, "UPDATE labctl.hot SET n = n + 1, last_writer = %s WHERE id = %s",
-                    (self.node.name, row))
+            run_sql(connection, "BEGIN")
+            run_sql(connection, "UPDATE labctl.hot SET n = n + 1, last_writer = %s", (self.node.name,))
+            self.gate.wait(10)
+        except (mysql.connector.Error, threading.BrokenBarrierError) as exc:
+            self._count(exc)
+            return
+        self._attempt(connection, [("COMMIT", ())])
+
+    def _attempt(self, connection: Any, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        try:
+            for statement, params in statements:
+                run_sql(connection, statement, params)
             self.committed += 1
         except mysql.connector.Error as exc:
-            key = str(exc.errno or "?")
-            self.errors[key] = self.errors.get(key, 0) + 1
+            self._count(exc)
+
+    def _count(self, exc: Exception) -> None:
+        key = str(getattr(exc, "errno", None) or type(exc).__name__)
+        self.errors[key] = self.errors.get(key, 0) + 1
 
 
 def reset_hot_rows(lab: Lab, block: Block, rows: int) -> None:
