@@ -23,7 +23,7 @@ from labctl.runtime import inventory
 Progress = Callable[[str], None]
 MYSQL = Flavor()
 FAILED_TRANSACTION = re.compile(r"failed executing transaction '([^']+)'")
-WORKER_FAILURE = re.compile(r"failed executing transaction [^;]*; ([^\n]*?), Error_code")
+WORKER_FAILURE = re.compile(r"failed executing transaction [^;]*; ([^\n]*?), Error_code: (\d+)")
 CATCH_UP_S = 60
 # Rows the conflict and duplicate-key drills write; the app's ledger table is labctl.writes.
 PAIR_TABLES = [
@@ -242,9 +242,14 @@ def status(lab: Lab, block: Block) -> dict[str, Any]:
 def worker_error(lab: Lab, node: str) -> str:
     """The last replication worker failure the node logged ('' when none)."""
     log = inventory.container_logs_tail(f"{lab.project}-{node}", 400)
-    failures = WORKER_FAILURE.findall(log)
+    # A worker that stops because another failed (3030, commit order) says nothing of the cause.
+    failures = [(text, code) for text, code in WORKER_FAILURE.findall(log)
+                if "previous worker encountered an error" not in text]
+    if not failures:
+        return ""
+    text, code = failures[-1]
     # "Could not execute Write_rows event on table t; Duplicate entry ..." keeps the last part.
-    return failures[-1].split("; ")[-1].strip() if failures else ""
+    return f"{code}: {text.split('; ')[-1].strip()}"
 
 
 def _status_row(lab: Lab, view: PairView) -> dict[str, Any]:
@@ -260,10 +265,7 @@ def _status_row(lab: Lab, view: PairView) -> dict[str, Any]:
 
 
 def _channel_error(lab: Lab, view: PairView) -> str:
-    worker = worker_error(lab, view.name) if view.sql_error else ""
-    if worker:
-        return f"{view.replica.get('Last_SQL_Errno')}: {worker}"
-    return view.sql_error or view.io_error
+    return (worker_error(lab, view.name) if view.sql_error else "") or view.sql_error or view.io_error
 
 
 def present_ids(lab: Lab, node: Node, prefixes: list[str]) -> set[str]:

@@ -33,6 +33,15 @@ WORKER_LOG = (
     " for key 'accounts.email', Error_code: 1062; handler error HA_ERR_FOUND_DUPP_KEY; the event's source log "
     "binlog.000001, end_log_pos 414176, Error_code: MY-001062"
 )
+# Another worker of the same node, stopped because the first failed: it must not hide the cause.
+FOLLOW_ON = (
+    "2026-12-03T14:01:10.1Z 20 [ERROR] [MY-010584] [Repl] Replica SQL for channel '': Worker 2 failed executing "
+    "transaction '786ba321-ef22-11f1-a1fc-0242c0a8c002:4143' at source log binlog.000001, end_log_pos 9; Replica "
+    "worker has stopped after at least one previous worker encountered an error when replica-preserve-commit-order "
+    "was enabled. To preserve commit order, the last transaction executed by this thread has not been committed. "
+    "When restarting the replica after fixing any failed threads, you should fix this worker as well, "
+    "Error_code: MY-003030"
+)
 COORDINATOR = ("Coordinator stopped because there were error(s) in the worker(s). The most recent failure being: "
                "Worker 1 failed executing transaction 'eeadbb63-ef17-11f1-ba98-0242ac150002:207' at source log "
                "binlog.000001, end_log_pos 411430. See error log and/or performance_schema.")
@@ -75,9 +84,9 @@ def test_a_stopped_channel_names_its_failed_transaction_and_the_log_names_the_ke
         monkeypatch: pytest.MonkeyPatch) -> None:
     view = _view("db-1", "db-2", Last_SQL_Errno="1062", Last_SQL_Error=COORDINATOR)
     assert view.sql_error == "1062: transaction eeadbb63-ef17-11f1-ba98-0242ac150002:207 failed"
-    monkeypatch.setattr(inventory, "container_logs_tail", lambda name, lines: f"other\n{WORKER_LOG}\n")
+    monkeypatch.setattr(inventory, "container_logs_tail", lambda name, lines: f"other\n{WORKER_LOG}\n{FOLLOW_ON}\n")
     assert replication.worker_error(load_lab("db-master-master"), "db-2") == (
-        "Duplicate entry 'dup-aeff0b968188@lab.test' for key 'accounts.email'")
+        "1062: Duplicate entry 'dup-aeff0b968188@lab.test' for key 'accounts.email'")
 
 
 def test_drill_rows_say_what_each_step_found() -> None:
