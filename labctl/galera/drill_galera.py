@@ -13,6 +13,7 @@ from typing import Any
 import mysql.connector
 
 from labctl.db.nodes import BackgroundWatch, DbError, Node, connect, run_sql
+from labctl.durations import duration_ms
 from labctl.experiments import ledger
 from labctl.experiments.events import DrillEvents
 from labctl.galera.cluster import Progress, nodes, present_ids, wait_whole
@@ -22,6 +23,7 @@ from labctl.runtime import inventory
 PROBE_INTERVAL_S = 0.2
 PROBE_TIMEOUT_S = 3.0
 REJOIN_TIMEOUT_S = 180.0
+DEFAULT_SUSPECT_S = 5.0  # Galera's evs.suspect_timeout when nothing sets it
 CUTTING = ("kill", "stop", "pause", "partition")
 # The joiner's IST receiver covers the writesets it lacks: from 0 when it had no position (a
 # full copy, SST, came first), from just past its own position when that was enough (IST).
@@ -49,8 +51,11 @@ class NodeProbe(BackgroundWatch):
         except DbError:
             return {**sample, "reachable": False}
         try:
-            rows = run_sql(connection, "SHOW GLOBAL STATUS LIKE 'wsrep_cluster_status'")
-            sample.update(reachable=True, status=str(rows[0]["Value"]) if rows else "")
+            rows = run_sql(connection, "SHOW GLOBAL STATUS WHERE Variable_name IN "
+                                       "('wsrep_cluster_status', 'wsrep_cluster_size')")
+            found = {str(r["Variable_name"]).lower(): str(r["Value"]) for r in rows}
+            sample.update(reachable=True, status=found.get("wsrep_cluster_status", ""),
+                          size=int(found.get("wsrep_cluster_size") or 0))
             sample["write"] = _attempt(connection, "INSERT INTO labctl.probes (node, at) VALUES (%s, %s)",
                                        (self.node.name, sample["at"]))
             sample["read"] = _attempt(connection, "SELECT COUNT(*) AS n FROM labctl.writes WHERE id = %s",
@@ -110,20 +115,27 @@ class GaleraDrill:
             self.cut = {**first, "reverted_at": match.get("reverted_at")}
         self.progress("reading every write back from a synced node")
         results.update(writes_report(self.lab, self.block, run_dir, self.cut))
-        results["galera"] = probe_report(self.probes, self.cut)
+        results["galera"] = {**probe_report(self.probes, self.cut), **detection_setting(self.block)}
 
     def _on_up_again(self, results: dict[str, Any]) -> None:
         if self.cut is None:
             return
         target = str(self.cut["target"])
         self.progress(f"waiting for {target} to be Synced in the Primary component again")
-        wait_whole(self.lab, self.block, REJOIN_TIMEOUT_S, self.progress)
+        views = wait_whole(self.lab, self.block, REJOIN_TIMEOUT_S, self.progress)
         back_at = float(self.cut.get("reverted_at") or self.cut["in_place_at"])
         seconds = round(time.time() - back_at, 3)
         method = transfer_method(inventory.container_logs_tail(f"{self.lab.project}-{target}", 5000))
         results.setdefault("galera", {})["rejoin"] = {"node": target, "seconds": seconds, "method": method,
-                                                      "measured_from": "the fault's revert"}
+                                                      "measured_from": "the fault's revert",
+                                                      "cluster_size": views[0].size}
         self.progress(f"{target} is Synced again, {seconds} s after the fault was reverted ({method})")
+
+
+def detection_setting(block: Block) -> dict[str, Any]:
+    """The evs.suspect_timeout the lab ran with, and whether it is Galera's default."""
+    seconds = duration_ms(str(block.params["suspect_timeout"])) / 1000
+    return {"suspect_timeout_s": seconds, "suspect_timeout_default": seconds == DEFAULT_SUSPECT_S}
 
 
 def writes_report(lab: Lab, block: Block, run_dir: Path, cut: dict[str, Any] | None) -> dict[str, Any]:
@@ -142,16 +154,46 @@ def probe_report(probes: list[NodeProbe], cut: dict[str, Any] | None) -> dict[st
     for the cut-off node, what it accepted while the fault was in place."""
     report: dict[str, Any] = {"probe_interval_s": PROBE_INTERVAL_S,
                               "nodes": {p.node.name: _counts(p.samples) for p in probes}}
-    if cut is None or cut["fault"] != "partition":
+    if cut is None:
         return report
     target = str(cut["target"])
     start, end = float(cut["in_place_at"]), float(cut.get("reverted_at") or time.time())
-    samples = [s for p in probes if p.node.name == target for s in p.samples
-               if s["at"] >= start and s.get("done", s["at"]) <= end]
-    counts = _counts(samples)
-    report.update(cut_off=target, cut_off_window=counts, non_primary_writes=_non_primary_writes(samples),
-                  non_primary_after_s=_first_non_primary(samples, start))
+
+    def window(node: str) -> list[dict[str, Any]]:
+        return [s for p in probes if p.node.name == node for s in p.samples
+                if s["at"] >= start and s.get("done", s["at"]) <= end]
+
+    if cut["fault"] == "partition":
+        samples = window(target)
+        report.update(cut_off=target, cut_off_window=_counts(samples),
+                      non_primary_writes=_non_primary_writes(samples),
+                      non_primary_after_s=_first_non_primary(samples, start))
+    others = [p.node.name for p in probes if p.node.name != target]
+    report.update(survivors_report({node: window(node) for node in others}, start))
     return report
+
+
+def survivors_report(windows: dict[str, list[dict[str, Any]]], start: float) -> dict[str, Any]:
+    """What the nodes that were not faulted did while the fault was in place: probe writes
+    each accepted and refused, the components and cluster sizes they reported, the last one
+    they reported, and how long after the fault no survivor accepted a write."""
+    # When each accepted write was answered: one sent just before the view change waits for it.
+    accepted = sorted(s.get("done", s["at"]) for samples in windows.values() for s in samples
+                      if s.get("write", {}).get("ok"))
+    first_refused = min((s["at"] for samples in windows.values() for s in samples
+                         if "write" in s and not s["write"]["ok"]), default=None)
+    last = {node: _last_view(samples) for node, samples in windows.items()}
+    return {"survivors": {node: {**_counts(samples), "last": last[node]} for node, samples in windows.items()},
+            "survivor_writes": len(accepted),
+            "survivor_writes_after_s": round(accepted[0] - start, 3) if accepted else None,
+            "survivor_refused_from_s": None if first_refused is None else round(first_refused - start, 3)}
+
+
+def _last_view(samples: list[dict[str, Any]]) -> dict[str, Any] | None:
+    answered = [s for s in samples if s.get("reachable")]
+    if not answered:
+        return None
+    return {"status": answered[-1].get("status"), "size": answered[-1].get("size")}
 
 
 def _counts(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -187,9 +229,10 @@ def transfer_method(log: str) -> str:
 
 
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The drill table's rows: what the cut-off node accepted, and how the node came back."""
+    """The drill table's rows: failure detection, what the cut-off node accepted, what the
+    survivors did while the fault was in place, and how the node came back."""
     galera = report.get("galera") or {}
-    rows = []
+    rows = _detection_rows(galera)
     window = galera.get("cut_off_window")
     if window:
         rows.append(("cut-off node", f"{galera['cut_off']}: {window['writes']['ok']} writes accepted, "
@@ -198,9 +241,34 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         if galera.get("non_primary_after_s") is not None:
             rows.append(("non-Primary after", f"{galera['non_primary_after_s']} s", "from the partition to its "
                          "first probe answered in a non-Primary component"))
+    rows.extend(_survivor_rows(galera))
     rejoin = galera.get("rejoin")
     if rejoin:
+        size = f", wsrep_cluster_size {rejoin['cluster_size']}" if rejoin.get("cluster_size") else ""
         rows.append(("rejoin", f"{rejoin['node']} Synced {rejoin['seconds']} s after the revert, by "
-                     f"{rejoin['method']}", "its log names the state transfer"))
+                     f"{rejoin['method']}{size}", "its log names the state transfer"))
     return rows
 
+
+def _detection_rows(galera: dict[str, Any]) -> list[tuple[str, str, str]]:
+    if "suspect_timeout_s" not in galera:
+        return []
+    whose = "Galera's default" if galera["suspect_timeout_default"] else \
+        f"tuned by this lab; Galera's default is {DEFAULT_SUSPECT_S:g} s"
+    return [("evs.suspect_timeout", f"{galera['suspect_timeout_s']:g} s ({whose})",
+             "silence after which the others drop a node from their view")]
+
+
+def _survivor_rows(galera: dict[str, Any]) -> list[tuple[str, str, str]]:
+    survivors = galera.get("survivors") or {}
+    rows = []
+    for node, counts in survivors.items():
+        last = counts.get("last") or {}
+        seen = f"; last seen {last.get('status')}, size {last.get('size')}" if last else "; never answered"
+        rows.append((f"survivor {node}", f"{counts['writes']['ok']} writes accepted, {counts['writes']['refused']} "
+                     f"refused{seen}", "probes straight to it while the fault was in place"))
+    if survivors:
+        after = galera.get("survivor_writes_after_s")
+        rows.append(("survivors' first write", "none while the fault lasted" if after is None else f"{after} s",
+                     "from the fault to the first probe write a survivor acknowledged"))
+    return rows
