@@ -13,7 +13,7 @@ from typing import Any
 import mysql.connector
 
 from labctl.db.nodes import BackgroundWatch, DbError, Node, connect, run_sql
-from labctl.durations import duration_ms
+from labctl.durations import duration_ms, parse_duration
 from labctl.experiments import ledger
 from labctl.experiments.events import DrillEvents
 from labctl.galera.cluster import Progress, nodes, present_ids, wait_whole
@@ -100,6 +100,7 @@ class GaleraDrill:
         self.probes = [NodeProbe(lab, node) for node in nodes(lab, block)]
         self.applied: list[dict[str, Any]] = []
         self.cut: dict[str, Any] | None = None
+        self.conflict: dict[str, Any] | None = None
 
     def subscribe(self, events: DrillEvents) -> None:
         """Probe every node while the load runs; once healed read the writes back; once the
@@ -109,6 +110,7 @@ class GaleraDrill:
         events.load_finished.add_listener(self._stop)
         events.healed.add_listener(self._on_healed)
         events.lab_up_again.add_listener(self._on_up_again)
+        events.step_handlers["write_conflict"] = self._write_conflict
 
     def _start(self) -> None:
         for probe in self.probes:
@@ -117,6 +119,13 @@ class GaleraDrill:
     def _stop(self) -> None:
         for probe in self.probes:
             probe.stop(timeout=PROBE_TIMEOUT_S + 5)
+
+    def _write_conflict(self, step: dict[str, Any]) -> None:
+        from labctl.galera.conflict import run_conflict
+
+        options = step["write_conflict"]
+        seconds = parse_duration(str(options.get("duration", "10s")))
+        self.conflict = run_conflict(self.lab, self.block, seconds, int(options.get("rows", 4)), self.progress)
 
     def _on_fault(self, fault: dict[str, Any]) -> None:
         # `at` is when the fault was asked for; a partition's rules are in place only now.
@@ -131,6 +140,8 @@ class GaleraDrill:
         self.progress("reading every write back from a synced node")
         results.update(writes_report(self.lab, self.block, run_dir, self.cut))
         results["galera"] = {**probe_report(self.probes, self.cut), **detection_setting(self.block)}
+        if self.conflict is not None:
+            results["galera"]["conflict"] = self.conflict
 
     def _on_up_again(self, results: dict[str, Any]) -> None:
         if self.cut is None:
@@ -266,6 +277,10 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append(("non-Primary after", f"{galera['non_primary_after_s']} s", "from the partition to its "
                          "first probe answered in a non-Primary component"))
     rows.extend(_survivor_rows(galera))
+    if galera.get("conflict"):
+        from labctl.galera.conflict import conflict_rows
+
+        rows.extend(conflict_rows(galera["conflict"]))
     rejoin = galera.get("rejoin")
     if rejoin:
         size = f", wsrep_cluster_size {rejoin['cluster_size']}" if rejoin.get("cluster_size") else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from labctl.durations import DURATION, duration_ms
+from labctl.durations import DRILL_DURATION, DURATION, duration_ms
 from labctl.errors import UsageError
 from labctl.kinds.base import (
     BlockData,
@@ -130,6 +130,11 @@ class GaleraKind(BlockKind):
 
         return report_rows(report)
 
+    def drill_steps(self) -> dict[str, Any]:
+        # Two clients, on the first two nodes, update the same hot rows for `duration`.
+        return {"write_conflict": {"type": "object", "additionalProperties": False, "properties": {
+            "duration": DRILL_DURATION, "rows": {"type": "integer", "minimum": 1, "maximum": 1000}}}}
+
     def drill_expectations(self) -> dict[str, Expectation]:
         return {
             **ledger_expectations(),
@@ -144,10 +149,22 @@ class GaleraKind(BlockKind):
             "max_survivor_writes": Expectation(
                 {"type": "integer", "minimum": 0}, lambda m: (m.get("galera") or {}).get("survivor_writes"),
                 lambda e, o: o is not None and o <= e),
+            "min_deadlocks": Expectation(
+                {"type": "integer", "minimum": 0}, lambda m: _conflict(m).get("deadlocks"),
+                lambda e, o: o is not None and o >= e),
+            "max_lost_updates": Expectation(
+                {"type": "integer", "minimum": 0}, lambda m: _conflict(m).get("lost_updates"),
+                lambda e, o: o is not None and o <= e),
+            "nodes_agree": Expectation(
+                {"const": True}, lambda m: _conflict(m).get("nodes_agree"), lambda e, o: o is True),
             "rejoin_within": Expectation(
                 DURATION, lambda m: ((m.get("galera") or {}).get("rejoin") or {}).get("seconds"),
                 lambda e, o: o is not None and o <= duration_ms(str(e)) / 1000),
         }
+
+
+def _conflict(measured: dict[str, Any]) -> dict[str, Any]:
+    return dict((measured.get("galera") or {}).get("conflict") or {})
 
 
 def arbitrator_service(block: Block) -> str:
