@@ -51,7 +51,8 @@ class ClientTally:
     def to_json(self) -> dict[str, Any]:
         refused = self.deadlocks + self.other_errors
         return {"node": self.node, "attempts": self.attempts, "commits": self.commits, "deadlocks": self.deadlocks,
-                "deadlocks_at_commit": self.deadlocks_at_commit, "other_errors": self.other_errors, "refused_share": round(refused / max(1, self.attempts), 4),
+                "deadlocks_at_commit": self.deadlocks_at_commit, "other_errors": self.other_errors,
+                "refused_share": round(refused / max(1, self.attempts), 4),
                 "errors": dict(sorted(self.errors.items(), key=lambda kv: -kv[1])[:5])}
 
 
