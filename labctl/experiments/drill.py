@@ -327,6 +327,7 @@ def _do_step(running: RunningLab, step: dict[str, Any], start: float, faults: li
              progress: Progress, events: DrillEvents) -> None:
     if step.get("heal"):
         progress(f"t={time.time() - start:.1f}s heal")
+        events.healing.fire()
         _close_open_faults(faults, chaos.heal(running.name))
         return
     params = _params(step)

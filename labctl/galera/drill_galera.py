@@ -101,6 +101,7 @@ class GaleraDrill:
         self.applied: list[dict[str, Any]] = []
         self.cut: dict[str, Any] | None = None
         self.conflict: dict[str, Any] | None = None
+        self.healing_at: float | None = None
 
     def subscribe(self, events: DrillEvents) -> None:
         """Probe every node while the load runs; once healed read the writes back; once the
@@ -108,6 +109,7 @@ class GaleraDrill:
         events.drill_started.add_listener(self._start)
         events.fault_applied.add_listener(self._on_fault)
         events.load_finished.add_listener(self._stop)
+        events.healing.add_listener(self._on_healing)
         events.healed.add_listener(self._on_healed)
         events.lab_up_again.add_listener(self._on_up_again)
         events.step_handlers["write_conflict"] = self._write_conflict
@@ -131,12 +133,19 @@ class GaleraDrill:
         # `at` is when the fault was asked for; a partition's rules are in place only now.
         self.applied.append({**fault, "in_place_at": time.time()})
 
+    def _on_healing(self) -> None:
+        if self.healing_at is None:
+            self.healing_at = time.time()
+
     def _on_healed(self, run_dir: Path, faults: list[dict[str, Any]], results: dict[str, Any]) -> None:
         ours = [f for f in self.applied if f["fault"] in CUTTING and f["target"] in self.block.instances()]
         first = min(ours, key=lambda f: float(f["at"]), default=None)
         if first is not None:
             match = next((f for f in faults if f.get("id") == first.get("id")), {})
-            self.cut = {**first, "reverted_at": match.get("reverted_at")}
+            # The fault ends when its revert begins: a write on the cut-off node once its rules
+            # are going is not a write of a node alone.
+            ends = [t for t in (match.get("reverted_at"), self.healing_at) if t is not None and t > first["at"]]
+            self.cut = {**first, "reverted_at": min(ends, default=None)}
         self.progress("reading every write back from a synced node")
         results.update(writes_report(self.lab, self.block, run_dir, self.cut))
         results["galera"] = {**probe_report(self.probes, self.cut), **detection_setting(self.block)}
@@ -308,7 +317,7 @@ def _survivor_rows(galera: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"refused{seen}", "probes straight to it while the fault was in place"))
     if survivors:
         after = galera.get("survivor_writes_after_s")
-        rows.append(("survivors' first write", "none while the fault lasted" if after is None else f"{after} s",
+        rows.append(("survivors' write error window", "none while the fault lasted" if after is None else f"{after} s",
                      "from the fault to the first probe write a survivor acknowledged"))
     if "survivors_writable_again_s" in galera:
         again = galera["survivors_writable_again_s"]
