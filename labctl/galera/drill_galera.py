@@ -317,7 +317,8 @@ def _survivor_rows(galera: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"refused{seen}", "probes straight to it while the fault was in place"))
     if survivors:
         after = galera.get("survivor_writes_after_s")
-        rows.append(("survivors' write error window", "none while the fault lasted" if after is None else f"{after} s",
+        window = "no write accepted while the fault lasted" if after is None else f"{after} s"
+        rows.append(("survivors' write error window", window,
                      "from the fault to the first probe write a survivor acknowledged"))
     if "survivors_writable_again_s" in galera:
         again = galera["survivors_writable_again_s"]
