@@ -46,7 +46,8 @@ def test_up_returns_with_three_synced_nodes_in_one_primary_component(galera_lab:
 def test_a_load_through_haproxy_loses_nothing(galera_lab: Cli) -> None:
     summary = json.loads(galera_lab.ok("load", LAB, "--users", "2", "--duration", "3s", "--json"))
     writes = summary["db"]["writes"]
-    assert writes["attempted"] > 50 and writes["acknowledged"] == writes["attempted"]
+    # A floor, not a throughput: others share the 2 cores (9 writes in 3 s seen at load 28).
+    assert writes["attempted"] > 5 and writes["acknowledged"] == writes["attempted"]
     assert writes["lost"] == 0 and writes["unexpected"] == 0
 
 
@@ -60,7 +61,7 @@ def _drill(galera_lab: Cli, name: str) -> dict[str, Any]:
 def test_kill_primary_keeps_every_acknowledged_write_and_the_node_rejoins_by_ist(galera_lab: Cli) -> None:
     report = _drill(galera_lab, "kill-primary")
     writes = report["writes"]
-    assert writes["lost"] == 0 and writes["acknowledged"] > 300
+    assert writes["lost"] == 0 and writes["acknowledged"] > 50
     # The other two kept taking writes: acknowledged writes after the kill, on another node.
     assert report["rto_s"] is not None and report["rto_s"] < 10
     rejoin = report["galera"]["rejoin"]
