@@ -186,28 +186,29 @@ def writes_report(lab: Lab, block: Block, run_dir: Path, cut: dict[str, Any] | N
 
 def probe_report(probes: list[NodeProbe], cut: dict[str, Any] | None) -> dict[str, Any]:
     """Per node: probe writes and reads answered and refused, and the components it reported;
-    for the cut-off node, what it accepted while the fault was in place."""
+    while the fault was in place, what the cut-off node accepted and what the survivors did."""
     report: dict[str, Any] = {"probe_interval_s": PROBE_INTERVAL_S,
                               "nodes": {p.node.name: _counts(p.samples) for p in probes}}
     if cut is None:
         return report
     target = str(cut["target"])
     start, end = float(cut["in_place_at"]), float(cut.get("reverted_at") or time.time())
-
-    def window(node: str) -> list[dict[str, Any]]:
-        return [s for p in probes if p.node.name == node for s in p.samples
-                if s["at"] >= start and s.get("done", s["at"]) <= end]
-
+    windows = {p.node.name: _window(p, start, end) for p in probes}
     if cut["fault"] == "partition":
-        samples = window(target)
+        samples = windows[target]
         report.update(cut_off=target, cut_off_window=_counts(samples),
                       non_primary_writes=_non_primary_writes(samples),
                       non_primary_after_s=_first_non_primary(samples, start))
     others = [p for p in probes if p.node.name != target]
-    report.update(survivors_report({p.node.name: window(p.node.name) for p in others}, start))
-    if any(s.get("status") == "non-Primary" for p in others for s in window(p.node.name)):
+    report.update(survivors_report({p.node.name: windows[p.node.name] for p in others}, start))
+    if any(s.get("status") == "non-Primary" for p in others for s in windows[p.node.name]):
         report["survivors_writable_again_s"] = _writable_again(others, end)
     return report
+
+
+def _window(probe: NodeProbe, start: float, end: float) -> list[dict[str, Any]]:
+    """The probes sent once the fault was in place and answered before its revert began."""
+    return [s for s in probe.samples if s["at"] >= start and s.get("done", s["at"]) <= end]
 
 
 def _writable_again(probes: list[NodeProbe], reverted: float) -> float | None:
