@@ -294,8 +294,9 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     rejoin = galera.get("rejoin")
     if rejoin:
         size = f", wsrep_cluster_size {rejoin['cluster_size']}" if rejoin.get("cluster_size") else ""
-        rows.append(("rejoin", f"{rejoin['node']} Synced {rejoin['seconds']} s after the revert, by "
-                     f"{rejoin['method']}{size}", "its log names the state transfer"))
+        how = "with no state transfer (it missed nothing)" if rejoin["method"] == "none" else f"by {rejoin['method']}"
+        rows.append(("rejoin", f"{rejoin['node']} Synced {rejoin['seconds']} s after the revert, {how}{size}",
+                     "its log names the state transfer"))
     return rows
 
 
