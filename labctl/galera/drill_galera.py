@@ -30,6 +30,8 @@ CONNECTION_LOST = (2006, 2013, 2055)
 # The joiner's IST receiver covers the writesets it lacks: from 0 when it had no position (a
 # full copy, SST, came first), from just past its own position when that was enough (IST).
 IST_RANGE = re.compile(r"Prepared IST receiver for (\d+)-(\d+)")
+# mariadbd's first line at every start, before the provider prepares any transfer.
+SERVER_START = "Starting MariaDB"
 
 
 class NodeProbe(BackgroundWatch):
@@ -265,8 +267,9 @@ def _first_non_primary(samples: list[dict[str, Any]], start: float) -> float | N
 
 
 def transfer_method(log: str) -> str:
-    """IST or SST: how the node's log says it got its last state ('none' without a transfer)."""
-    ranges = IST_RANGE.findall(log)
+    """IST or SST: how the node's log says it got its last state ('none' without a transfer).
+    Only its last start counts: the container's log keeps the transfers of earlier ones."""
+    ranges = IST_RANGE.findall(log[max(0, log.rfind(SERVER_START)):])
     if not ranges:
         return "none"
     first, last = (int(n) for n in ranges[-1])

@@ -77,6 +77,8 @@ def test_the_state_transfer_method_comes_from_the_joiners_last_ist_receiver() ->
     assert drill_galera.transfer_method(JOINER_LOG) == "IST (2 writesets)"
     assert drill_galera.transfer_method(JOINER_LOG.splitlines()[0]) == "SST"
     assert drill_galera.transfer_method("no transfer here") == "none"
+    restarted = JOINER_LOG + "2026-12-02 23:10:00 0 [Note] Starting MariaDB 11.8.9-MariaDB as process 1\n"
+    assert drill_galera.transfer_method(restarted) == "none"
 
 
 def test_the_cut_off_nodes_accepted_writes_are_counted_in_its_window() -> None:
