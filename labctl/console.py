@@ -84,7 +84,7 @@ def show_lab(lab: Lab) -> None:
         table.add_column(column)
     for block in lab.blocks.values():
         params = ", ".join(f"{k}={v}" for k, v in block.params.items() if k != "health")
-        table.add_row(block.name, block.kind, ", ".join(block.instances()), params)
+        table.add_row(block.name, block.kind, ", ".join(block.spec.services(block)), params)
     out.print(table)
     for name, url in lab.endpoint_urls().items():
         out.print(f"endpoint {name}: {url}")

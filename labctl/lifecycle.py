@@ -192,7 +192,7 @@ def apply_changes(lab: Lab, rendered: RenderedLab, running: set[str], progress: 
 def _remove_extra_instances(lab: Lab, progress: Progress) -> None:
     # After a scale-down: containers of this lab that the lab no longer has. They carry
     # this lab's labels, so they are labctl's own; the load balancer has already let go.
-    expected = {i for b in lab.blocks.values() for i in b.instances()}
+    expected = {i for b in lab.blocks.values() for i in b.spec.services(b)}
     extra = [s for s in local_runtime().containers(lab.name) if s.name not in expected]
     for state in extra:
         progress(f"removing {state.name}")
@@ -200,7 +200,7 @@ def _remove_extra_instances(lab: Lab, progress: Progress) -> None:
 
 
 def _start_and_wait(lab: Lab, rendered: RenderedLab, timeout: float, progress: Progress) -> None:
-    expected = [i for b in lab.blocks.values() for i in b.instances()]
+    expected = [i for b in lab.blocks.values() for i in b.spec.services(b)]
     process = local_runtime().start_project(lab.project, rendered.compose_file)
     deadline = time.monotonic() + timeout
     try:

@@ -77,8 +77,9 @@ def _kind_table(report: dict[str, Any]) -> Table:
     from rich.table import Table
 
     table = Table(title=report["title"], box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    headings = report.get("headings", {})
     for column in report["columns"]:
-        table.add_column(column, no_wrap=column != "error", overflow="fold")
+        table.add_column(headings.get(column, column), no_wrap=column != "error", overflow="fold")
     for row in report["nodes"]:
         table.add_row(*(_short(_cell(row.get(c))) if c == "error" else _cell(row.get(c)) for c in report["columns"]))
     return table

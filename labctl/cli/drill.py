@@ -20,8 +20,10 @@ def drill_cmd(lab: str, name: str | None, list_only: bool, as_json: bool) -> Non
     from labctl.experiments import drill
 
     if list_only or not name:
-        for drill_name in drill.drill_names(lab):
-            console.out.print(f"{drill_name:20} {drill.load_drill(lab, drill_name).title}")
+        names = drill.drill_names(lab)
+        width = max((len(n) for n in names), default=0) + 1
+        for drill_name in names:
+            console.out.print(f"{drill_name:{width}} {drill.load_drill(lab, drill_name).title}")
         return
     loaded = drill.load_drill(lab, name)
     with console.progress(f"drill {name}") as progress:

@@ -63,10 +63,10 @@ _DRILL_SCHEMA: dict[str, Any] = {
     "properties": {
         "title": {"type": "string", "minLength": 1},
         "summary": {"type": "string"},
-        # Lab parameters the drill needs the running lab to have been brought up with.
-        "requires": {"type": "object", "minProperties": 1,
-                     "propertyNames": {"pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)+$"},
-                     "additionalProperties": {"type": ["string", "number", "boolean"]}},
+        # The lab's shape the drill is written for, as `labctl up LAB --set` takes it.
+        "up_with": {"type": "array", "minItems": 1, "items": {
+            "type": "string", "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+=.+$",
+            "description": "a --set argument like galera.nodes=2"}},
         "load": {"type": "object", "additionalProperties": False, "properties": {
             "users": {"type": "integer", "minimum": 1, "maximum": 1000},
             "rate": {"type": "number", "exclusiveMinimum": 0},
@@ -92,7 +92,7 @@ class Drill:
     steady_state: dict[str, Any]
     steps: list[dict[str, Any]]
     expect: dict[str, Any]
-    requires: dict[str, Any] = field(default_factory=dict)
+    up_with: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -138,7 +138,7 @@ def load_drill(lab: str, name: str) -> Drill:
         raise LabConfigError([Problem(display, doc.line_of(p), dotted(p), text) for p, text in found])
     data = doc.data
     return Drill(name, path, data["title"], str(data.get("summary", "")).strip(), data.get("load", {}),
-                 data.get("steady_state", {}), data["steps"], data.get("expect", {}), data.get("requires", {}))
+                 data.get("steady_state", {}), data["steps"], data.get("expect", {}), list(data.get("up_with", [])))
 
 
 def _kind_steps() -> list[str]:
@@ -170,8 +170,8 @@ def run_drill(running: RunningLab, drill: Drill, progress: Progress) -> DrillRes
     that is down, or still has a fault from an earlier `labctl chaos`, is refused before the
     run folder is made."""
     running.require_up()
+    refuse_other_shape(running, drill)
     refuse_active_faults(running.name)
-    refuse_unmet_requirements(running, drill)
     result = DrillResult(running.new_run_dir(f"drill-{drill.name}"))
     bound = _steady_bounds(drill)
     progress("checking the steady state before")
@@ -217,19 +217,30 @@ def refuse_active_faults(lab: str) -> None:
                           "then run the drill again")
 
 
-def refuse_unmet_requirements(running: RunningLab, drill: Drill) -> None:
-    """Refuse, before anything starts, a drill whose `requires:` the running lab was not brought
-    up with, naming the `labctl up --set` that gives it."""
-    for path, wanted in drill.requires.items():
-        block, *keys = path.split(".")
-        found: Any = running.lab.blocks[block].params if block in running.lab.blocks else None
-        for key in keys:
-            found = found.get(key) if isinstance(found, dict) else None
-        if found != wanted:
-            setting = f"{path}={str(wanted).lower() if isinstance(wanted, bool) else wanted}"
-            raise LabctlError(f"drill '{drill.name}' needs {setting}, and lab '{running.name}' runs with "
-                              f"{path}={found}: run 'labctl up {running.name} --set {setting}' first "
-                              f"('labctl up {running.name}' goes back to the lab file's values)")
+def refuse_other_shape(running: RunningLab, drill: Drill) -> None:
+    """Refuse a drill written for the lab in another shape (its `up_with`), naming the
+    `labctl up --set` that gives the lab that shape."""
+    from labctl.model.overrides import parse_overrides
+
+    wanted = parse_overrides(drill.up_with)
+    now = {o.text: running_value(running, o.path) for o in wanted}
+    wrong = [o for o in wanted if now[o.text] != o.value]
+    if not wrong:
+        return
+    runs = ", ".join(f"{'.'.join(o.path)}={json.dumps(now[o.text])}" for o in wrong)
+    sets = " ".join(f"--set {o.text}" for o in wanted)
+    raise LabctlError(f"drill '{drill.name}' needs lab '{running.name}' up with {', '.join(drill.up_with)} "
+                      f"(it runs with {runs}); run 'labctl up {running.name} {sets}' first "
+                      f"('labctl up {running.name}' goes back to the lab file's values)")
+
+
+def running_value(running: RunningLab, path: tuple[str, ...]) -> Any:
+    """A parameter of the running lab (after defaults) at a dotted path; None when absent."""
+    block = running.lab.blocks.get(path[0])
+    value: Any = block.params if block else None
+    for key in path[1:]:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def _steady_bounds(drill: Drill) -> dict[str, float]:
@@ -318,6 +329,7 @@ def _do_step(running: RunningLab, step: dict[str, Any], start: float, faults: li
              progress: Progress, events: DrillEvents) -> None:
     if step.get("heal"):
         progress(f"t={time.time() - start:.1f}s heal")
+        events.healing.fire()
         _close_open_faults(faults, chaos.heal(running.name))
         return
     params = _params(step)

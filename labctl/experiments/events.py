@@ -38,6 +38,8 @@ class DrillEvents:
     - `drill_started()`: the main run begins (its load is about to start);
     - `fault_applied(fault=dict)`: a step injected a fault (at, fault, target, id);
     - `load_finished()`: the main load ended or was interrupted (always fired);
+    - `healing()`: a heal step is about to revert the faults (a fault's `reverted_at` is when its
+      revert finished, and reverting a partition's rules takes a second or two);
     - `healed(run_dir=Path, faults=list, results=dict)`: every fault is reverted; handlers add
       what they measured to `results` (it joins the drill's measurements and its report);
     - `lab_up_again(results=dict)`: the lab is healthy again, before the steady state after.
@@ -47,6 +49,7 @@ class DrillEvents:
     drill_started: EventHook = field(default_factory=EventHook)
     fault_applied: EventHook = field(default_factory=EventHook)
     load_finished: EventHook = field(default_factory=EventHook)
+    healing: EventHook = field(default_factory=EventHook)
     healed: EventHook = field(default_factory=EventHook)
     lab_up_again: EventHook = field(default_factory=EventHook)
     step_handlers: dict[str, StepHandler] = field(default_factory=dict)

@@ -88,9 +88,15 @@ def writer_of(views: list[NodeView]) -> str | None:
     return next((v.name for v in views if v.synced), None)
 
 
-def whole(views: list[NodeView], count: int) -> bool:
-    """Every node synced, all in one Primary component of `count` nodes."""
-    return len(views) == count and all(v.synced and v.size == count for v in views)
+def members(block: Block) -> int:
+    """The votes of the whole cluster: every data node, and garbd when the block has one."""
+    return block.node_count + (1 if block.params.get("arbitrator") else 0)
+
+
+def whole(views: list[NodeView], count: int, size: int | None = None) -> bool:
+    """Every one of `count` nodes synced, all in one Primary component of `size` members
+    (`count` when there is no arbitrator)."""
+    return len(views) == count and all(v.synced and v.size == (size or count) for v in views)
 
 
 def wait_whole(lab: Lab, block: Block, timeout: float, progress: Progress) -> list[NodeView]:
@@ -99,16 +105,21 @@ def wait_whole(lab: Lab, block: Block, timeout: float, progress: Progress) -> li
     shown = ""
     while True:
         views = cluster_views(lab, block)
-        if whole(views, block.node_count):
+        if whole(views, block.node_count, members(block)):
             return views
         line = describe(views)
         if line != shown:
             progress(f"{block.name}: {line}")
             shown = line
         if time.monotonic() > deadline:
-            raise DbError(f"{block.name} did not form one synced cluster of {block.node_count} nodes within "
+            raise DbError(f"{block.name} did not form one synced cluster of {_votes(block)} within "
                           f"{timeout:.0f} s: {line}")
         time.sleep(0.5)
+
+
+def _votes(block: Block) -> str:
+    arbitrator = " and the arbitrator" if block.params.get("arbitrator") else ""
+    return f"{block.node_count} nodes{arbitrator}"
 
 
 def describe(views: list[NodeView]) -> str:
@@ -133,7 +144,7 @@ def ensure_cluster(lab: Lab, block: Block, progress: Progress, timeout: float) -
             run_sql(connection, statement)
     finally:
         connection.close()
-    progress(f"{block.name}: {len(views)} nodes Synced in one Primary component "
+    progress(f"{block.name}: {_votes(block)} in one Primary component, every node Synced "
              f"(wsrep_cluster_size {views[0].size}) after {time.monotonic() - started:.1f} s")
 
 
@@ -148,13 +159,32 @@ def status(lab: Lab, block: Block) -> dict[str, Any]:
         else:
             row["error"] = view.error
         rows.append(row)
+    if block.params.get("arbitrator"):
+        rows.append(arbitrator_row(block, views))
     writer = writer_of(views)
     return {"lab": lab.name, "kind": "galera",
             "title": f"{lab.name}: Galera cluster {block.name}, HAProxy writes to {writer or 'no node'}",
-            "writer": writer, "whole": whole(views, block.node_count),
+            "writer": writer, "whole": whole(views, block.node_count, members(block)),
             "columns": ["node", "wsrep_cluster_status", "wsrep_cluster_size", "wsrep_local_state_comment",
                         "error"],
+            # Short enough for 80 columns with the arbitrator's row; the JSON keeps wsrep's names.
+            "headings": {"wsrep_cluster_status": "cluster_status", "wsrep_cluster_size": "size",
+                         "wsrep_local_state_comment": "local_state"},
             "nodes": rows}
+
+
+def arbitrator_row(block: Block, views: list[NodeView]) -> dict[str, Any]:
+    """garbd answers no queries: it is counted when a Primary component has more members than
+    the data nodes that report being in it."""
+    primary = [v for v in views if v.reachable and v.primary]
+    in_view = sum(1 for v in primary if v.wsrep.get("wsrep_cluster_conf_id") == primary[0].wsrep.get(
+        "wsrep_cluster_conf_id")) if primary else 0
+    counted = bool(primary) and primary[0].size > in_view
+    return {"node": f"{block.service_base}-arbitrator", "reachable": counted, "arbitrator": True,
+            "wsrep_cluster_status": "Primary" if counted else "-",
+            "wsrep_cluster_size": str(primary[0].size) if counted else "-",
+            "wsrep_local_state_comment": "garbd (no data)" if counted else "",
+            "error": "" if counted else "garbd is not counted in any Primary component"}
 
 
 def present_ids(lab: Lab, block: Block, prefixes: list[str]) -> set[str]:

@@ -76,6 +76,11 @@ class BlockKind:
             return [block.service_base]
         return [f"{block.service_base}-{i}" for i in range(1, count + 1)]
 
+    def services(self, block: Block) -> list[str]:
+        """Every service the block runs: its instances and any helper beside them that is not a
+        node (Galera's arbitrator). `up` waits for each and keeps each."""
+        return self.instances(block)
+
     def host_ports(self, block: Block, endpoint: str) -> list[int]:
         """Host ports of one published endpoint (one per container for kinds that publish each)."""
         base = block.publish.get(endpoint)

@@ -17,7 +17,7 @@ from labctl.kinds.base import (
     ledger_expectations,
     node_urls,
 )
-from labctl.kinds.fragments import CPUS, MEMORY, SWITCH, node_publish
+from labctl.kinds.fragments import CONFLICTING_UPDATES, CPUS, MEMORY, SWITCH, node_publish
 
 if TYPE_CHECKING:
     from labctl.experiments.events import DrillEvents
@@ -32,6 +32,7 @@ class GaleraKind(BlockKind):
         "sst": {"enum": ["rsync", "mariabackup"]},
         "suspect_timeout": DURATION,
         "sync_wait": SWITCH,
+        "arbitrator": SWITCH,
         "cpus": CPUS,
         "memory": MEMORY,
         "publish": node_publish("mysql", "node"),
@@ -39,16 +40,22 @@ class GaleraKind(BlockKind):
     # labctl asks every node for its wsrep state through its published port.
     required = ("publish",)
     # Galera's own defaults: evs.suspect_timeout PT5S, wsrep_sync_wait 0.
-    defaults: ClassVar[dict[str, Any]] = {"nodes": 3, "sst": "rsync", "suspect_timeout": "5s", "sync_wait": False}
+    defaults: ClassVar[dict[str, Any]] = {"nodes": 3, "sst": "rsync", "suspect_timeout": "5s", "sync_wait": False,
+                                          "arbitrator": False}
     config_files = ("galera-start.sh", "galera-agent.sh")
     numbered = True
     port_per_node = True
     mysql_router = "haproxy/galera-router.cfg.j2"
-    # `writer`: the node HAProxy sends writes to (the first synced node); `others`: the rest.
-    target_roles = ("writer", "others")
+    # `writer`: the node HAProxy sends writes to (the first synced node); `others`: the rest;
+    # `arbitrator`: garbd, when the block has one.
+    target_roles = ("writer", "others", "arbitrator")
 
     def node_count(self, params: BlockData) -> int:
         return int(params.get("nodes", 3))
+
+    def services(self, block: Block) -> list[str]:
+        extra = [arbitrator_service(block)] if block.params.get("arbitrator") else []
+        return [*block.instances(), *extra]
 
     def endpoint_urls(self, lab: Lab, block: Block, endpoint: str, port: int, node: int | None) -> dict[str, str]:
         return node_urls(lab, block, "mysql", port, node)
@@ -62,6 +69,8 @@ class GaleraKind(BlockKind):
                                      "inactive": _iso_seconds(max(15000, 3 * suspect))}
         nodes: list[ConfigTemplate] = [("galera/node.cnf.j2", f"{node}.cnf", {"node": node, **timing})
                                        for node in block.instances()]
+        if block.params.get("arbitrator"):
+            nodes.append(("galera/garbd.cfg.j2", "garbd.cfg", timing))
         return [*nodes, *super().config_templates(lab, block)]
 
     def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
@@ -83,8 +92,10 @@ class GaleraKind(BlockKind):
                      members: list[ServiceState]) -> list[ServiceState]:
         from labctl.galera.cluster import cluster_views, writer_of
 
+        if role == "arbitrator":
+            return _arbitrator_of(lab, block, members)
         writer = writer_of(cluster_views(lab, block))
-        running = [s for s in members if s.state == "running"]
+        running = [s for s in members if s.state == "running" and s.name in block.instances()]
         chosen = [s for s in running if (s.name == writer) == (role == "writer")] if writer else []
         if not chosen:
             raise UsageError(f"lab '{lab.name}' has no synced {block.name} node right now; "
@@ -119,16 +130,53 @@ class GaleraKind(BlockKind):
 
         return report_rows(report)
 
+    def drill_steps(self) -> dict[str, Any]:
+        # Two clients (on the first two nodes unless `through` names them) update the same hot rows.
+        return {"conflicting_updates": CONFLICTING_UPDATES}
+
     def drill_expectations(self) -> dict[str, Expectation]:
         return {
             **ledger_expectations(),
             "max_non_primary_writes": Expectation(
                 {"type": "integer", "minimum": 0}, lambda m: (m.get("galera") or {}).get("non_primary_writes"),
                 lambda e, o: o is not None and o <= e),
+            # While a node is dead: the survivors must keep accepting writes (an arbitrator
+            # keeps the quorum), or must accept none (two nodes without one have no quorum).
+            "min_survivor_writes": Expectation(
+                {"type": "integer", "minimum": 1}, lambda m: (m.get("galera") or {}).get("survivor_writes"),
+                lambda e, o: o is not None and o >= e),
+            "max_survivor_writes": Expectation(
+                {"type": "integer", "minimum": 0}, lambda m: (m.get("galera") or {}).get("survivor_writes"),
+                lambda e, o: o is not None and o <= e),
+            "min_deadlocks": Expectation(
+                {"type": "integer", "minimum": 0}, lambda m: _conflict(m).get("deadlocks"),
+                lambda e, o: o is not None and o >= e),
+            "max_lost_updates": Expectation(
+                {"type": "integer", "minimum": 0}, lambda m: _conflict(m).get("lost_updates"),
+                lambda e, o: o is not None and o <= e),
+            "nodes_agree": Expectation(
+                {"const": True}, lambda m: _conflict(m).get("nodes_agree"), lambda e, o: o is True),
             "rejoin_within": Expectation(
                 DURATION, lambda m: ((m.get("galera") or {}).get("rejoin") or {}).get("seconds"),
                 lambda e, o: o is not None and o <= duration_ms(str(e)) / 1000),
         }
+
+
+def _conflict(measured: dict[str, Any]) -> dict[str, Any]:
+    return dict((measured.get("galera") or {}).get("conflict") or {})
+
+
+def arbitrator_service(block: Block) -> str:
+    """The service name of the block's garbd."""
+    return f"{block.service_base}-arbitrator"
+
+
+def _arbitrator_of(lab: Lab, block: Block, members: list[ServiceState]) -> list[ServiceState]:
+    found = [s for s in members if s.name == arbitrator_service(block)]
+    if not found:
+        raise UsageError(f"{block.name} has no arbitrator in lab '{lab.name}'; bring it up with "
+                         f"'labctl up {lab.name} --set {block.name}.arbitrator=true'")
+    return found
 
 
 def _iso_seconds(ms: int) -> str:

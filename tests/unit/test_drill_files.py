@@ -110,3 +110,21 @@ def test_an_expectation_two_kinds_share_is_answered_by_the_kind_that_measured_it
     assert evaluate({"rejoin_within": "60s"}, summary, galera)[0]["observed"] == 4.9
     assert evaluate({"rejoin_within": "60s"}, summary, group)[0]["observed"] == 15.6
     assert evaluate({"rejoin_within": "60s"}, summary, {"recovery_s": 0.0})[0]["ok"] is False
+
+
+def test_a_drill_for_another_shape_of_the_lab_names_the_up_that_gives_it() -> None:
+    from labctl.errors import LabctlError
+    from labctl.experiments.drill import refuse_other_shape
+    from labctl.model.lab import load_lab
+    from labctl.model.overrides import parse_overrides
+    from labctl.running import RunningLab
+
+    drill = load_drill("db-galera", "two-nodes-plus-arbitrator")
+    with pytest.raises(LabctlError) as info:
+        refuse_other_shape(RunningLab(load_lab("db-galera"), {}), drill)
+    assert str(info.value) == (
+        "drill 'two-nodes-plus-arbitrator' needs lab 'db-galera' up with galera.nodes=2, galera.arbitrator=true "
+        "(it runs with galera.nodes=3, galera.arbitrator=false); run 'labctl up db-galera --set galera.nodes=2 "
+        "--set galera.arbitrator=true' first ('labctl up db-galera' goes back to the lab file's values)")
+    shaped = load_lab("db-galera", parse_overrides(["galera.nodes=2", "galera.arbitrator=true"]))
+    refuse_other_shape(RunningLab(shaped, {}), drill)

@@ -1,21 +1,21 @@
 """The group kind's pure parts: a member's view (majority, writable), how many of the group's
 transactions a GTID set holds, the drill's probe report (election, minority writes), the
-conflicting updates' report, and a drill's `requires:` refused with the `up` to run."""
+conflicting updates' report, and a drill's `up_with:` refused with the `up` to run."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from labctl.db.nodes import Node
 from labctl.errors import LabctlError
-from labctl.experiments.drill import Drill, refuse_unmet_requirements
+from labctl.experiments.drill import load_drill, refuse_other_shape
 from labctl.group import conflict, drill_group
 from labctl.group.members import MemberView, group_transactions, needs_rejoin, primary_of
 from labctl.kinds.group import group_name
-from labctl.model.lab import Block, Lab
+from labctl.model.lab import load_lab
+from labctl.model.overrides import parse_overrides
 from labctl.running import RunningLab
 
 GROUP = "381c7114-b6aa-5309-835f-376daf2f9ba3"
@@ -133,18 +133,16 @@ def test_members_that_differ_or_do_not_answer_do_not_agree_and_lost_updates_are_
     assert short["lost_updates"] == 2
 
 
-def test_a_drill_that_requires_a_parameter_the_lab_runs_without_is_refused_with_the_up_to_run() -> None:
-    lab = Lab(name="db-group-replication", title="", summary="", folder=Path("."), notes="", bind="127.0.0.1",
-              blocks={"db": Block("db", "group", {"mode": "single-primary"})}, overrides=())
-    drill = Drill("multi-primary-conflict", Path("x.yaml"), "t", "", {}, {}, [], {}, {"db.mode": "multi-primary"})
+def test_a_drill_for_multi_primary_mode_is_refused_on_a_single_primary_group_with_the_up_to_run() -> None:
+    drill = load_drill("db-group-replication", "multi-primary-conflict")
     with pytest.raises(LabctlError) as info:
-        refuse_unmet_requirements(RunningLab(lab, {}), drill)
+        refuse_other_shape(RunningLab(load_lab("db-group-replication"), {}), drill)
     assert str(info.value) == (
-        "drill 'multi-primary-conflict' needs db.mode=multi-primary, and lab 'db-group-replication' runs with "
-        "db.mode=single-primary: run 'labctl up db-group-replication --set db.mode=multi-primary' first "
+        "drill 'multi-primary-conflict' needs lab 'db-group-replication' up with db.mode=multi-primary (it runs "
+        "with db.mode=\"single-primary\"); run 'labctl up db-group-replication --set db.mode=multi-primary' first "
         "('labctl up db-group-replication' goes back to the lab file's values)")
-    lab.blocks["db"].params["mode"] = "multi-primary"
-    refuse_unmet_requirements(RunningLab(lab, {}), drill)
+    shaped = load_lab("db-group-replication", parse_overrides(["db.mode=multi-primary"]))
+    refuse_other_shape(RunningLab(shaped, {}), drill)
 
 
 def test_a_healed_member_still_online_in_a_stale_view_is_rejoined_while_the_others_hold_a_majority() -> None:

@@ -25,6 +25,9 @@ write_state() {
 
 poll() {
   local client tick answer where=(--protocol=socket)
+  # A client that exits at once (the server mid-SST) leaves a broken pipe: without this the
+  # next printf's SIGPIPE would end the poller for good and the node would never be healthy.
+  trap '' PIPE
   client=$(command -v mariadb || command -v mysql)
   if [ "${LABCTL_AGENT_PROTOCOL:-socket}" = tcp ]; then
     where=(--protocol=tcp -h127.0.0.1 -P3306)
