@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import mysql.connector
-
 from labctl.db import nodes as db
 from labctl.db.failover import DETECTION_RULE, AutoFailover, FailoverResult, failover
 from labctl.db.rejoin import rejoin
@@ -138,17 +136,7 @@ def present_ids(lab: Lab, prefixes: list[str]) -> set[str]:
     if primary is None:
         raise db.DbError("no writable primary, so the writes cannot be checked; "
                          "run 'labctl db failover' and 'labctl db check'")
-    connection = db.connect(lab, primary.node, 10)
-    try:
-        found: set[str] = set()
-        for prefix in prefixes:
-            rows = db.run_sql(connection, "SELECT id FROM labctl.writes WHERE id LIKE %s", (f"{prefix}%",))
-            found.update(str(row["id"]) for row in rows)
-        return found
-    except mysql.connector.Error as exc:
-        raise db.DbError(f"{primary.node.name}: reading the writes back failed: {exc.msg or exc}") from exc
-    finally:
-        connection.close()
+    return db.ledger_ids(lab, primary.node, prefixes)
 
 
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:

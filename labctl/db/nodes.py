@@ -220,3 +220,18 @@ def wait_applied(lab: Lab, node: Node, gtids: str, timeout: int) -> None:
         connection.close()
     if rows and int(rows[0]["timed_out"] or 0):
         raise DbError(f"{node.name} did not apply {gtids} within {timeout} s")
+
+
+def ledger_ids(lab: Lab, node: Node, prefixes: list[str]) -> set[str]:
+    """The ids of the ledger's runs (by id prefix) that one node's labctl.writes holds."""
+    connection = connect(lab, node, 10)
+    try:
+        found: set[str] = set()
+        for prefix in prefixes:
+            rows = run_sql(connection, "SELECT id FROM labctl.writes WHERE id LIKE %s", (f"{prefix}%",))
+            found.update(str(row["id"]) for row in rows)
+        return found
+    except mysql.connector.Error as exc:
+        raise DbError(f"{node.name}: reading the writes back failed: {exc.msg or exc}") from exc
+    finally:
+        connection.close()

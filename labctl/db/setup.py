@@ -33,7 +33,8 @@ HEARTBEAT_EVENT = [
 ]
 
 
-def _user_statements(passwords: dict[str, str]) -> list[str]:
+def user_statements(passwords: dict[str, str]) -> list[str]:
+    """The replication and app users, and the app's grants on the labctl schema."""
     return [
         f"CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY '{passwords['repl']}'",
         "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
@@ -70,7 +71,7 @@ def set_up(lab: Lab, progress: Progress) -> None:
         db.execute(lab, node, [*kind.writable(True), "STOP REPLICA", "RESET REPLICA ALL", kind.reset_binlogs,
                                *kind.after_reset()])
     progress(f"db: {primary.name} is the primary")
-    db.execute(lab, primary, [*_user_statements(passwords), *SCHEMA_STATEMENTS, *HEARTBEAT_EVENT,
+    db.execute(lab, primary, [*user_statements(passwords), *SCHEMA_STATEMENTS, *HEARTBEAT_EVENT,
                               *_semisync_source(lab, kind, True)])
     for replica in replicas:
         point_at(lab, replica, primary.name)

@@ -12,7 +12,7 @@ from typing import Any
 
 import mysql.connector
 
-from labctl.db.nodes import DbError, Node, connect, run_sql
+from labctl.db.nodes import DbError, Node, connect, ledger_ids, run_sql
 from labctl.db.secrets import load_secrets
 from labctl.db.setup import SCHEMA_STATEMENTS
 from labctl.model.lab import Block, Lab
@@ -194,14 +194,4 @@ def present_ids(lab: Lab, block: Block, prefixes: list[str]) -> set[str]:
     if name is None:
         raise DbError(f"no synced {block.name} node to read the writes back from; see 'labctl db status'")
     node = next(n for n in nodes(lab, block) if n.name == name)
-    connection = connect(lab, node, 10)
-    try:
-        found: set[str] = set()
-        for prefix in prefixes:
-            rows = run_sql(connection, "SELECT id FROM labctl.writes WHERE id LIKE %s", (f"{prefix}%",))
-            found.update(str(row["id"]) for row in rows)
-        return found
-    except mysql.connector.Error as exc:
-        raise DbError(f"{name}: reading the writes back failed: {exc.msg or exc}") from exc
-    finally:
-        connection.close()
+    return ledger_ids(lab, node, prefixes)

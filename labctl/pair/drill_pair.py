@@ -12,12 +12,12 @@ from typing import Any
 
 import mysql.connector
 
-from labctl.db.nodes import DbError, Node, connect, run_sql
+from labctl.db.nodes import DbError, Node, connect, ledger_ids, run_sql
 from labctl.durations import parse_duration
 from labctl.experiments import ledger
 from labctl.experiments.events import DrillEvents
 from labctl.model.lab import Block, Lab
-from labctl.pair.replication import Progress, nodes, pair_views, present_ids, resume, writer_of
+from labctl.pair.replication import Progress, nodes, pair_views, resume, writer_of
 from labctl.pair.workloads import RowUpdater, conflict_report, converge, insert_same_key, reset_hot_rows
 
 CUTTING = ("kill", "stop", "pause", "partition")
@@ -139,7 +139,7 @@ def writes_report(lab: Lab, block: Block, run_dir: Path, present: set[str] | Non
     writes = ledger.read_ledger(run_dir) if any(run_dir.glob(ledger.LEDGER_GLOB)) else []
     if not writes:
         return {}
-    found = present if present is not None else present_ids(lab, _writer_node(lab, block), ledger.prefixes(writes))
+    found = present if present is not None else ledger_ids(lab, _writer_node(lab, block), ledger.prefixes(writes))
     if cut is None:
         return ledger.report(writes, found)
     return ledger.report(writes, found, float(cut["in_place_at"]), str(cut["target"]))
@@ -149,7 +149,7 @@ def after_return(lab: Lab, block: Block, run_dir: Path, present_while_down: set[
     """Once the killed node is back and both have converged: how many of the acknowledged
     writes its partner lacked arrived after all, and how many are still nowhere."""
     writes = ledger.read_ledger(run_dir)
-    found = present_ids(lab, _writer_node(lab, block), ledger.prefixes(writes))
+    found = ledger_ids(lab, _writer_node(lab, block), ledger.prefixes(writes))
     missing = set(ledger.classify(writes, present_while_down).lost)
     return {"missing_while_down": len(missing), "arrived_after_return": len(missing & found),
             "still_lost": len(ledger.classify(writes, found).lost)}

@@ -16,7 +16,7 @@ import mysql.connector
 from labctl.db.flavors import Flavor
 from labctl.db.nodes import DbError, Node, connect, execute, run_sql, wait_reachable
 from labctl.db.secrets import load_secrets
-from labctl.db.setup import SCHEMA_STATEMENTS
+from labctl.db.setup import SCHEMA_STATEMENTS, user_statements
 from labctl.model.lab import Block, Lab
 from labctl.runtime import inventory
 
@@ -152,19 +152,10 @@ def set_up(lab: Lab, block: Block, progress: Progress) -> None:
         # Each node logged its own initialisation; those GTIDs must not reach the other.
         execute(lab, node, [*MYSQL.admin_writes(True), "STOP REPLICA", "RESET REPLICA ALL", MYSQL.reset_binlogs])
     passwords = load_secrets(lab.name)
-    execute(lab, first, [*_users(passwords), *SCHEMA_STATEMENTS[:2], *PAIR_TABLES])
+    execute(lab, first, [*user_statements(passwords), *SCHEMA_STATEMENTS[:2], *PAIR_TABLES])
     point_at(lab, second, first.name)
     point_at(lab, first, second.name)
     progress(f"{block.name}: {second.name} replicates from {first.name} and {first.name} from {second.name}")
-
-
-def _users(passwords: dict[str, str]) -> list[str]:
-    return [
-        f"CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY '{passwords['repl']}'",
-        "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
-        f"CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY '{passwords['app']}'",
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON labctl.* TO 'app'@'%'",
-    ]
 
 
 def point_at(lab: Lab, node: Node, source: str) -> None:
@@ -266,18 +257,3 @@ def _status_row(lab: Lab, view: PairView) -> dict[str, Any]:
 
 def _channel_error(lab: Lab, view: PairView) -> str:
     return (worker_error(lab, view.name) if view.sql_error else "") or view.sql_error or view.io_error
-
-
-def present_ids(lab: Lab, node: Node, prefixes: list[str]) -> set[str]:
-    """The ids of the ledger's runs that one node holds."""
-    connection = connect(lab, node, 10)
-    try:
-        found: set[str] = set()
-        for prefix in prefixes:
-            rows = run_sql(connection, "SELECT id FROM labctl.writes WHERE id LIKE %s", (f"{prefix}%",))
-            found.update(str(row["id"]) for row in rows)
-        return found
-    except mysql.connector.Error as exc:
-        raise DbError(f"{node.name}: reading the writes back failed: {exc.msg or exc}") from exc
-    finally:
-        connection.close()
