@@ -337,7 +337,8 @@ def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = No
     for index, heading in enumerate(columns.values()):
         # Headings may wrap between words on a narrow terminal; lab names and figures must not be cut.
         widest = max([len(word) for word in heading.split()] + [len(v[index]) for v in values])
-        table.add_column(heading, justify="left" if heading in ("lab", "verdict") else "right", min_width=widest)
+        table.add_column(heading, justify="left" if heading in ("lab", "drill", "verdict") else "right",
+                         min_width=widest)
     if _too_wide(table, width):
         # rich would cut the last columns rather than wrap every heading: wrap them all.
         for column in table.columns:
@@ -345,8 +346,9 @@ def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = No
     if _too_wide(table, width):
         # Still too wide: drop the vertical rules, as `images list` does.
         table.box, table.show_edge, table.padding = box.SIMPLE_HEAD, False, (0, 1, 0, 0)
+    verdict = list(columns).index("verdict")
     for row, cells in zip(rows, values, strict=True):
         style = _VERDICT_STYLE.get(row["verdict"], "")
-        cells[1] = f"[{style}]{cells[1]}[/{style}]"
+        cells[verdict] = f"[{style}]{cells[verdict]}[/{style}]"
         table.add_row(*cells)
     return table

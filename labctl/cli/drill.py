@@ -37,25 +37,28 @@ def drill_cmd(lab: str, name: str | None, list_only: bool, as_json: bool) -> Non
 
 
 @click.command("compare")
-@click.option("--labs", "lab_list", required=True, metavar="LAB,LAB,...", help="Labs to compare, e.g. "
-              "lb-nginx,lb-haproxy,lb-dns (each needs the drill).")
-@click.option("--drill", "drill_name", required=True, help="The drill every lab runs, e.g. kill-backend.")
+@click.option("--labs", "lab_list", required=True, metavar="LAB[:DRILL],...", help="Labs to compare, e.g. "
+              "lb-nginx,lb-haproxy,lb-dns; LAB:DRILL gives that lab its own drill, e.g. "
+              "consensus-etcd:kill-leader.")
+@click.option("--drill", "drill_name", required=True, help="The drill every lab runs unless --labs names "
+              "another, e.g. kill-backend.")
 @click.option("--users", default=10, show_default=True, help="Users (connections) of the load, for every lab.")
 @click.option("--rate", type=float, default=150.0, show_default=True, help="Requests per second, for every lab.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 def compare_cmd(lab_list: str, drill_name: str, users: int, rate: float, as_json: bool) -> None:
     """Run the same drill with the same load against several labs and compare req/s, p95,
-    failed requests, detection and recovery (labs that were down are brought up, then down)."""
+    failed requests, detection and recovery; for labs that keep a write ledger, RTO, lost and
+    refused writes, steady write latency and nodes (labs that were down are brought up, then down)."""
     from labctl import console
     from labctl.experiments import compare
 
-    labs = compare.parse_labs(lab_list)
+    labs = compare.parse_labs(lab_list, drill_name)
     with console.progress(f"compare {drill_name}") as progress:
-        result = compare.run_compare(labs, drill_name, compare.LoadShape(users, rate), progress)  # type: ignore[arg-type]
+        result = compare.run_compare(labs, compare.LoadShape(users, rate), progress)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
-    title = f"{drill_name}: {users} users, {rate:g} req/s on every lab"
+    title = f"{result.drill}: {users} users, {rate:g} req/s on every lab"
     console.out.print(console.compare_table(result.rows, title))
     console.out.print(f"run folder: {result.run_dir} (compare.json, compare.png; each lab's drill in its own run)")
 

@@ -14,7 +14,7 @@ from labctl import lifecycle
 from labctl.errors import LabctlError, UsageError
 from labctl.experiments import drill
 from labctl.experiments.load import new_run_dir
-from labctl.model.lab import load_lab
+from labctl.model.lab import Lab, load_lab
 from labctl.running import attach
 
 Progress = Callable[[str], None]
@@ -25,14 +25,20 @@ COLUMNS = {
     "failed_during_fault": "failed in fault", "error_window_s": "error window s",
     "degraded_s": "degraded s", "detection_s": "detect s", "recovery_s": "recover s",
 }
-# Added when a lab's drill kept a write ledger (the db, cluster and consensus labs).
-LEDGER_COLUMNS = {"rto_s": "RTO s", "lost_writes": "lost acked writes"}
+# The columns when a lab's drill kept a write ledger (the db, cluster and consensus labs): the
+# notes' DB comparison, answered with what the fault cost the writes.
+LEDGER_COLUMNS = {
+    "lab": "lab", "drill": "drill", "verdict": "verdict", "nodes": "nodes", "rto_s": "RTO s",
+    "lost_writes": "lost acked writes", "refused_writes": "writes refused",
+    "write_error_window_s": "write error window s", "steady_write_p50_ms": "write p50 ms",
+    "steady_write_p99_ms": "write p99 ms", "rps": "req/s",
+}
 
 
 def columns_for(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """The table's columns: the ledger's too when any row has one."""
+    """The table's columns: the ledger's when any row has one."""
     if any(row.get("lost_writes") is not None for row in rows):
-        return {**COLUMNS, **LEDGER_COLUMNS}
+        return LEDGER_COLUMNS
     return COLUMNS
 
 
@@ -58,22 +64,33 @@ class CompareResult:
                 "run_dir": str(self.run_dir), "rows": self.rows}
 
 
-def parse_labs(text: str) -> list[str]:
-    """'lb-nginx,lb-haproxy' -> the lab names, in order, each once."""
-    labs = [name.strip() for name in text.split(",") if name.strip()]
-    if not labs:
-        raise UsageError("--labs expects lab names separated by commas, e.g. lb-nginx,lb-haproxy")
-    duplicates = sorted({name for name in labs if labs.count(name) > 1})
+def parse_labs(text: str, default_drill: str) -> dict[str, str]:
+    """'db-failover,kv-redis-cluster:kill-master' -> each lab (in order, once) and the drill it
+    runs: the one named after its colon, else `default_drill`."""
+    found: dict[str, str] = {}
+    duplicates: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        lab, _, drill_name = (piece.strip() for piece in item.partition(":"))
+        if not lab or (":" in item and not drill_name):
+            raise UsageError(f"--labs: '{item}' is not LAB or LAB:DRILL")
+        if lab in found:
+            duplicates.append(lab)
+        found[lab] = drill_name or default_drill
+    if not found:
+        raise UsageError("--labs expects lab names separated by commas, e.g. lb-nginx,lb-haproxy "
+                         "(LAB:DRILL runs another drill on that lab)")
     if duplicates:
-        raise UsageError(f"--labs names {', '.join(duplicates)} more than once")
-    return labs
+        raise UsageError(f"--labs names {', '.join(sorted(set(duplicates)))} more than once")
+    return found
 
 
-def plan(labs: list[str], drill_name: str) -> dict[str, drill.Drill]:
+def plan(labs: dict[str, str]) -> dict[str, drill.Drill]:
     """Every lab's drill, validated before anything starts; every problem is reported at once."""
     found: dict[str, drill.Drill] = {}
     problems: list[str] = []
-    for lab in labs:
+    for lab, drill_name in labs.items():
         try:
             loaded = load_lab(lab)
             found[lab] = drill.load_drill(lab, drill_name)
@@ -82,7 +99,8 @@ def plan(labs: list[str], drill_name: str) -> dict[str, drill.Drill]:
         except LabctlError as exc:
             problems.append(f"  {lab}: {exc}".replace("\n", "\n    "))
     if problems:
-        raise LabctlError("\n".join([f"cannot compare drill '{drill_name}'; nothing was started:", *problems]))
+        names = ", ".join(sorted(set(labs.values())))
+        raise LabctlError("\n".join([f"cannot compare drill '{names}'; nothing was started:", *problems]))
     return found
 
 
@@ -90,10 +108,11 @@ def _state(lab: str) -> str:
     return str(lifecycle.status(lab)[0].to_json()["state"])
 
 
-def run_compare(labs: list[str], drill_name: str, load: LoadShape, progress: Progress) -> CompareResult:
-    """Run the drill on each lab in turn (bringing up the labs that are down, and taking down
-    only those afterwards), then write compare.json and compare.png."""
-    drills = plan(labs, drill_name)
+def run_compare(labs: dict[str, str], load: LoadShape, progress: Progress) -> CompareResult:
+    """Run each lab's drill in turn (bringing up the labs that are down, and taking down only
+    those afterwards), then write compare.json and compare.png."""
+    drills = plan(labs)
+    drill_name = "+".join(dict.fromkeys(labs.values()))
     run_dir = new_run_dir(RUNS_FOLDER, drill_name)
     reports = []
     for lab in labs:
@@ -117,12 +136,19 @@ def _drill_one(lab: str, loaded: drill.Drill, progress: Progress) -> dict[str, A
     if brought_up:
         lifecycle.up(load_lab(lab), progress=tagged)
     try:
-        result = drill.run_drill(attach(lab), loaded, tagged)
+        running = attach(lab)
+        result = drill.run_drill(running, loaded, tagged)
     finally:
         if brought_up:
             tagged("taking the lab down again")
             lifecycle.down(lab)
-    return {**result.report, "run_dir": str(result.run_dir)}
+    return {**result.report, "run_dir": str(result.run_dir), "nodes": data_nodes(running.lab)}
+
+
+def data_nodes(lab: Lab) -> int:
+    """The containers that hold the lab's data (database members, an arbitrator that votes):
+    the nodes the design needs."""
+    return sum(len(block.spec.services(block)) for block in lab.blocks.values() if block.spec.stores_data)
 
 
 def compare_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -140,7 +166,19 @@ def _row(report: dict[str, Any]) -> dict[str, Any]:
         "error_window_s": report["error_window_s"], "degraded_s": report.get("degraded_s"),
         "detection_s": report.get("detection_s"),
         "recovery_s": report["recovery_s"], "run_dir": report.get("run_dir", ""),
-        "rto_s": report.get("rto_s"), "lost_writes": (report.get("writes") or {}).get("lost"),
+        **_ledger_cells(report),
+    }
+
+
+def _ledger_cells(report: dict[str, Any]) -> dict[str, Any]:
+    writes = report.get("writes") or {}
+    steady = report.get("steady_write_ms") or {}
+    window = report.get("write_error_window") or {}
+    refused = writes["failed"] + writes["unknown"] if writes else None
+    return {
+        "nodes": report.get("nodes"), "rto_s": report.get("rto_s"), "lost_writes": writes.get("lost"),
+        "refused_writes": refused, "write_error_window_s": window.get("duration_s", 0.0 if writes else None),
+        "steady_write_p50_ms": steady.get("p50"), "steady_write_p99_ms": steady.get("p99"),
     }
 
 
@@ -158,7 +196,7 @@ def cell(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     if value is None:
         return "-"
-    if key in ("rps", "p95_ms"):
+    if key in ("rps", "p95_ms", "steady_write_p50_ms", "steady_write_p99_ms"):
         return f"{float(value):.0f}" if key == "rps" else f"{float(value):.1f}"
     if isinstance(value, float):
         return f"{value:.2f}"

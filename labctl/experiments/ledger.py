@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabctlError
+from labctl.experiments.timeline import percentile
 
 ACK, FAILED, UNKNOWN = "ack", "failed", "unknown"
 OUTCOMES = (ACK, FAILED, UNKNOWN)
@@ -187,6 +188,16 @@ def rto(writes: list[Write], fault_at: float, old_node: str | None = None) -> fl
     return round(min(acks) - fault_at, 3) if acks else None
 
 
+def steady_latency(writes: list[Write], fault_at: float | None) -> dict[str, Any]:
+    """Latency of the acknowledged writes answered before the fault (all of them when there was
+    none): the steady-state cost of a write on this design, p50 and p99 in ms."""
+    taken = sorted((w.done - w.sent) * 1000 for w in writes
+                   if w.outcome == ACK and (fault_at is None or w.done < fault_at))
+    if not taken:
+        return {"writes": 0, "p50": None, "p99": None}
+    return {"writes": len(taken), "p50": round(percentile(taken, 0.5), 2), "p99": round(percentile(taken, 0.99), 2)}
+
+
 def _listed(ids: list[str]) -> list[str]:
     return ids[:MAX_LISTED_IDS]
 
@@ -209,6 +220,7 @@ def report(writes: list[Write], present: Iterable[str], fault_at: float | None =
         "rpo_writes": loss["writes"],
         "rpo": loss,
         "write_error_window": error_window(writes),
+        "steady_write_ms": steady_latency(writes, fault_at),
         "stale_reads": stale_reads(writes),
         "id_prefixes": prefixes(writes),
     }
@@ -249,6 +261,11 @@ def describe(result: dict[str, Any], no_fault: str = "RTO: no fault time given")
     window = result["write_error_window"]
     if window:
         lines.append(f"write errors: {window['writes']} over {window['duration_s']:.3f} s")
+    steady = result.get("steady_write_ms") or {}
+    if steady.get("writes"):
+        before = "before the fault" if result.get("fault_at") is not None else "in all"
+        lines.append(f"write latency {before}: p50 {steady['p50']:.1f} ms, p99 {steady['p99']:.1f} ms "
+                     f"({steady['writes']} acknowledged)")
     if w["failed_present"]:
         lines.append(f"warning: {w['failed_present']} writes reported failed are present: an outcome was wrong")
     reads = result["stale_reads"]

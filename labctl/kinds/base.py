@@ -55,6 +55,9 @@ class BlockKind:
     # A database that speaks MySQL: the app may write to it, and a haproxy block in front of it
     # routes with this template (None: not a database).
     mysql_router: ClassVar[str | None] = None
+    # Holds the lab's data (a database member, a voting arbitrator beside it): its services are
+    # the nodes a design needs, as `labctl compare` counts them.
+    stores_data: ClassVar[bool] = False
 
     def schema(self) -> dict[str, Any]:
         """The JSON schema of one block of this kind."""

@@ -48,6 +48,7 @@ class DbKind(BlockKind):
     }
     numbered = True
     port_per_node = True
+    stores_data = True
     mysql_router = "haproxy/db-router.cfg.j2"
     target_roles = ("primary", "replicas")
 

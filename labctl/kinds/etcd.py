@@ -39,6 +39,7 @@ class EtcdKind(BlockKind):
                                             "read_back": "off"}
     numbered = True
     port_per_node = True
+    stores_data = True
     names_backends = False
     target_roles = ("leader", "followers")
 

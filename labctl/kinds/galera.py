@@ -45,6 +45,7 @@ class GaleraKind(BlockKind):
     config_files = ("galera-start.sh", "galera-agent.sh")
     numbered = True
     port_per_node = True
+    stores_data = True
     mysql_router = "haproxy/galera-router.cfg.j2"
     # `writer`: the node HAProxy sends writes to (the first synced node); `others`: the rest;
     # `arbitrator`: garbd, when the block has one.

@@ -60,6 +60,7 @@ class GroupKind(BlockKind):
     config_files = ("gr-agent.sh",)
     numbered = True
     port_per_node = True
+    stores_data = True
     mysql_router = "haproxy/db-router.cfg.j2"
     # `primary`: the member the group elected (in multi-primary mode, the first writable one).
     target_roles = ("primary", "secondaries")

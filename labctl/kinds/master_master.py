@@ -47,6 +47,7 @@ class MasterMasterKind(BlockKind):
     defaults: ClassVar[dict[str, Any]] = {"auto_increment_offsets": True}
     numbered = True
     port_per_node = True
+    stores_data = True
     mysql_router = "haproxy/pair-router.cfg.j2"
     # `writer`: the node HAProxy sends writes to (node 1 while it is up); `standby`: the other.
     target_roles = ("writer", "standby")

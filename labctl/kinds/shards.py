@@ -39,6 +39,7 @@ class ShardsKind(BlockKind):
                                             "customers": 10000, "zipf": 1.2}
     numbered = True
     port_per_node = True
+    stores_data = True
     config_files = ()
 
     def node_count(self, params: BlockData) -> int:

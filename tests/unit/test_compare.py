@@ -3,6 +3,7 @@ JSON rows and chart built from recorded drill.json files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,17 @@ from labctl.experiments import compare, drill
 RECORDED = Path(__file__).parent / "data" / "compare"
 
 
-def test_labs_are_parsed_in_order_once() -> None:
-    assert compare.parse_labs("lb-nginx, lb-haproxy,lb-dns") == ["lb-nginx", "lb-haproxy", "lb-dns"]
+def test_labs_are_parsed_in_order_once_each_with_its_drill() -> None:
+    parsed = compare.parse_labs("lb-nginx, lb-haproxy,lb-dns", "kill-backend")
+    assert list(parsed) == ["lb-nginx", "lb-haproxy", "lb-dns"] and set(parsed.values()) == {"kill-backend"}
+    own = compare.parse_labs("db-failover,consensus-etcd:kill-leader, db-galera : kill-primary", "kill-primary")
+    assert own == {"db-failover": "kill-primary", "consensus-etcd": "kill-leader", "db-galera": "kill-primary"}
     with pytest.raises(UsageError, match="more than once"):
-        compare.parse_labs("lb-nginx,lb-nginx")
+        compare.parse_labs("lb-nginx,lb-nginx:pause-backend", "kill-backend")
+    with pytest.raises(UsageError, match="'consensus-etcd:' is not LAB or LAB:DRILL"):
+        compare.parse_labs("consensus-etcd:", "kill-leader")
     with pytest.raises(UsageError):
-        compare.parse_labs(" , ")
+        compare.parse_labs(" , ", "kill-backend")
 
 
 @pytest.fixture()
@@ -39,9 +45,9 @@ def two_labs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_plan_reports_every_bad_lab_before_anything_starts(two_labs: Path) -> None:
-    assert list(compare.plan(["has"], "kill-backend")) == ["has"]
+    assert list(compare.plan({"has": "kill-backend"})) == ["has"]
     with pytest.raises(LabctlError) as info:
-        compare.plan(["has", "lacks", "nope"], "kill-backend")
+        compare.plan({"has": "kill-backend", "lacks": "kill-backend", "nope": "kill-backend"})
     text = str(info.value)
     assert text.startswith("cannot compare drill 'kill-backend'; nothing was started:")
     assert "lacks: lab 'lacks' has no drill 'kill-backend' (drills: none)" in text
@@ -104,11 +110,21 @@ def test_an_aborted_drill_shows_dashes() -> None:
 def test_the_ledger_columns_appear_only_when_a_drill_kept_a_ledger() -> None:
     web = recorded_rows()
     assert compare.columns_for(web) == compare.COLUMNS
-    group = {**web[0], "lab": "db-group-replication", "rto_s": 5.28, "lost_writes": 0}
-    galera = {**web[0], "lab": "db-galera", "rto_s": 6.2, "lost_writes": 0}
+    writes = {"attempted": 900, "acknowledged": 880, "failed": 15, "unknown": 5, "lost": 0}
+    ledger = {"writes": writes, "rto_s": 5.28, "write_error_window": {"duration_s": 4.9, "writes": 20},
+              "steady_write_ms": {"writes": 400, "p50": 11.25, "p99": 48.5}, "nodes": 3}
+    [group, galera] = compare.compare_rows([
+        {**web_report(), **ledger, "lab": "db-group-replication", "drill": "kill-primary"},
+        {**web_report(), **ledger, "lab": "db-galera", "drill": "kill-primary", "rto_s": 6.2, "nodes": 4}])
+    assert group["refused_writes"] == 20 and group["write_error_window_s"] == 4.9 and galera["nodes"] == 4
     columns = compare.columns_for([group, galera])
-    assert list(columns)[-2:] == ["rto_s", "lost_writes"]
+    assert list(columns)[:4] == ["lab", "drill", "verdict", "nodes"] and "steady_write_p99_ms" in columns
     console = Console(width=200, record=True)
     console.print(compare_table([group, galera], "kill-primary"))
     text = console.export_text()
     assert "RTO" in text and "acked" in text and "5.28" in text and "6.20" in text
+    assert "11.2" in text and "48.5" in text and "refused" in text
+
+
+def web_report() -> dict[str, object]:
+    return json.loads(sorted(RECORDED.glob("*.json"))[0].read_text(encoding="utf-8"))  # type: ignore[no-any-return]

@@ -104,6 +104,7 @@ def test_recorded_failover_loses_exactly_the_unreplicated_acks() -> None:
         "RPO: 371 acknowledged writes lost, acknowledged within 1.957 s",
         "RTO: 1.413 s from the fault to the first acknowledged write sent after it",
         "write errors: 48 over 1.275 s",
+        "write latency before the fault: p50 11.2 ms, p99 258.6 ms (598 acknowledged)",
         "stale reads: 490 of 875 read-backs after an ack",
     ]
 
@@ -134,6 +135,17 @@ def test_recovered_unexpected_and_failed_present() -> None:
 
 def test_no_bad_writes_means_no_error_window() -> None:
     assert ledger.error_window([write(1, ACK), write(2, ACK, 2.0)]) is None
+
+
+def test_steady_write_latency_counts_only_acks_answered_before_the_fault() -> None:
+    fast = [Write(id=ledger.write_id(RUN, 7, i), run=RUN, sent=float(i), done=i + 0.002 * (i + 1), status=200,
+                  outcome=ACK) for i in range(100)]
+    slow_after = Write(id="late", run=RUN, sent=100.0, done=103.0, status=200, outcome=ACK)
+    refused = Write(id="refused", run=RUN, sent=5.0, done=9.0, status=0, outcome=FAILED)
+    steady = ledger.steady_latency([*fast, slow_after, refused], fault_at=100.0)
+    assert steady == {"writes": 100, "p50": 100.0, "p99": 198.0}  # 2 ms .. 200 ms, nearest rank
+    assert ledger.steady_latency([*fast, slow_after], fault_at=None)["p99"] == 200.0
+    assert ledger.steady_latency([refused], fault_at=None) == {"writes": 0, "p50": None, "p99": None}
 
 
 def test_empty_ledger_classifies_nothing_as_unexpected() -> None:
