@@ -122,7 +122,8 @@ class DbDrill:
             "mode": "auto" if self.auto else "now", **done.to_json(),
             "detection_rule": DETECTION_RULE if self.auto else "failover run by the drill at its step time",
             "detection_s": None if fault_at is None or detected is None else round(detected - fault_at, 3),
-            "promotion_s": round(sum(v for k, v in steps.items() if k != "re-route"), 3),
+            "promotion_s": round(sum(row["seconds"] for row in done.steps
+                                     if row["step"] != "re-route" and "beside" not in row), 3),
             "reroute_s": steps.get("re-route"),
         }
 
