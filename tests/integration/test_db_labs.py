@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from labctl.db import nodes as db
+from labctl.experiments import compare
 from labctl.render import running_lab
 from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import Cli
@@ -112,6 +113,12 @@ def test_async_kill_primary_drill_counts_lost_writes(home: Cli) -> None:
     markdown = (run_dir / "report.md").read_text()
     assert "## Writes, checked against the final primary" in markdown
     assert f"{writes['lost']} lost, {writes['recovered']} recovered" in markdown
+    # The writes before the fault give the design's steady write latency; compare's row says the same.
+    steady = report["steady_write_ms"]
+    assert steady["writes"] > 50 and 0 < steady["p50"] <= steady["p99"]
+    [row] = compare.compare_rows(compare.load_reports([run_dir / "drill.json"]))
+    assert (row["lost_writes"], row["rto_s"]) == (writes["lost"], report["rto_s"])
+    assert row["refused_writes"] == writes["failed"] + writes["unknown"]
     # After the drill the old primary was rebuilt and follows the new one: the lab is whole again.
     check = json.loads(home.ok("db", "check", "db-failover", "--json"))
     assert check["consistent"] and not check["unreachable"]

@@ -14,6 +14,8 @@ from labctl.cli import main
 from labctl.console import compare_table
 from labctl.errors import LabctlError, UsageError
 from labctl.experiments import compare, drill
+from labctl.model.lab import load_lab
+from labctl.model.overrides import parse_overrides
 
 RECORDED = Path(__file__).parent / "data" / "compare"
 
@@ -128,3 +130,13 @@ def test_the_ledger_columns_appear_only_when_a_drill_kept_a_ledger() -> None:
 
 def web_report() -> dict[str, object]:
     return json.loads(sorted(RECORDED.glob("*.json"))[0].read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(("lab", "overrides", "nodes"), [
+    ("db-failover", [], 3), ("db-semisync", [], 3), ("db-master-master", [], 2), ("db-group-replication", [], 3),
+    ("db-galera", [], 3), ("db-galera", ["galera.nodes=2", "galera.arbitrator=true"], 3),
+    ("consensus-etcd", [], 3), ("db-sharding", [], 3), ("lb-nginx", [], 0),
+])
+def test_nodes_are_the_containers_that_hold_the_data(lab: str, overrides: list[str], nodes: int) -> None:
+    # The app, the load balancers and the DNS server are not counted; Galera's arbitrator votes.
+    assert compare.data_nodes(load_lab(lab, parse_overrides(overrides))) == nodes
