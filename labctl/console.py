@@ -324,15 +324,21 @@ def _too_wide(table: Table, width: int | None) -> bool:
     return table.__rich_measure__(out, out.options.update_width(limit)).maximum > limit
 
 
+def _compare_caption(rows: list[dict[str, Any]]) -> str | None:
+    inlab = [row["lab"] for row in rows if row.get("generator", "locust") != "locust"]
+    closed = [row["lab"] for row in rows if row.get("load_model") == "closed"]
+    lines = [*([f"load from an in-lab client: {', '.join(inlab)}"] if inlab else []),
+             *([f"the lab's own user, closed model (no rate): {', '.join(closed)}"] if closed else [])]
+    return "\n".join(lines) or None
+
+
 def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = None) -> Table:
     """`labctl compare`: one row per lab, the same drill and the same load, fitted to `width`
     (the terminal's by default)."""
     from labctl.experiments.compare import cell, columns_for
 
     columns = columns_for(rows)
-    inlab = [row["lab"] for row in rows if row.get("generator", "locust") != "locust"]
-    table = Table(title=title, title_justify="left", caption_justify="left",
-                  caption=f"load from an in-lab client: {', '.join(inlab)}" if inlab else None)
+    table = Table(title=title, title_justify="left", caption_justify="left", caption=_compare_caption(rows))
     values = [[cell(row, key) for key in columns] for row in rows]
     for index, heading in enumerate(columns.values()):
         # Headings may wrap between words on a narrow terminal; lab names and figures must not be cut.

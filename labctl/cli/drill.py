@@ -43,7 +43,8 @@ def drill_cmd(lab: str, name: str | None, list_only: bool, as_json: bool) -> Non
 @click.option("--drill", "drill_name", required=True, help="The drill every lab runs unless --labs names "
               "another, e.g. kill-backend.")
 @click.option("--users", default=10, show_default=True, help="Users (connections) of the load, for every lab.")
-@click.option("--rate", type=float, default=150.0, show_default=True, help="Requests per second, for every lab.")
+@click.option("--rate", type=float, default=150.0, show_default=True, help="Requests per second, for every lab "
+              "whose load is labctl's own user (a lab with a locustfile of its own keeps it, closed-model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 def compare_cmd(lab_list: str, drill_name: str, users: int, rate: float, as_json: bool) -> None:
     """Run the same drill with the same load against several labs and compare req/s, p95,
@@ -58,7 +59,7 @@ def compare_cmd(lab_list: str, drill_name: str, users: int, rate: float, as_json
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
-    title = f"{result.drill}: {users} users, {rate:g} req/s on every lab"
+    title = f"{result.drill}: {users} users on every lab, {rate:g} req/s from labctl's own user"
     console.out.print(console.compare_table(result.rows, title))
     console.out.print(f"run folder: {result.run_dir} (compare.json, compare.png; each lab's drill in its own run)")
 

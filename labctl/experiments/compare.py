@@ -14,7 +14,7 @@ from labctl import lifecycle
 from labctl.errors import LabctlError, UsageError
 from labctl.experiments import drill
 from labctl.experiments.load import new_run_dir
-from labctl.model.lab import Lab, load_lab
+from labctl.model.lab import Lab, lab_folder, load_lab
 from labctl.running import attach
 
 Progress = Callable[[str], None]
@@ -116,13 +116,27 @@ def run_compare(labs: dict[str, str], load: LoadShape, progress: Progress) -> Co
     run_dir = new_run_dir(RUNS_FOLDER, drill_name)
     reports = []
     for lab in labs:
-        same_load = replace(drills[lab], load={**drills[lab].load, "users": load.users, "rate": load.rate})
-        reports.append(_drill_one(lab, same_load, progress))
+        reports.append(_drill_one(lab, same_load(lab, drills[lab], load), progress))
     rows = compare_rows(reports)
     result = CompareResult(drill_name, load, run_dir, rows)
     (run_dir / "compare.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     draw_compare(run_dir / "compare.png", rows, f"{drill_name}: {load.users} users, {load.rate:g} req/s")
     return result
+
+
+def same_load(lab: str, loaded: drill.Drill, load: LoadShape) -> drill.Drill:
+    """The drill with the compared load: every lab gets the same users; a lab with a Locust user
+    of its own (the db labs' ledger writers) keeps it, closed-model, and the others get the
+    open-model rate (that is labctl's generic user, which writes no ledger)."""
+    shape: dict[str, Any] = {k: v for k, v in loaded.load.items() if k != "rate"}
+    shape["users"] = load.users
+    if not has_own_user(lab):
+        shape["rate"] = load.rate
+    return replace(loaded, load=shape)
+
+
+def has_own_user(lab: str) -> bool:
+    return (lab_folder(lab) / "locustfile.py").is_file()
 
 
 def _drill_one(lab: str, loaded: drill.Drill, progress: Progress) -> dict[str, Any]:
@@ -160,7 +174,8 @@ def _row(report: dict[str, Any]) -> dict[str, Any]:
     latency = report.get("latency_ms") or {}
     return {
         "lab": report["lab"], "drill": report["drill"], "verdict": report["verdict"],
-        "generator": report.get("generator", "locust"), "rps": report.get("rps"), "p95_ms": latency.get("p95"),
+        "generator": report.get("generator", "locust"), "load_model": (report.get("load") or {}).get("model"),
+        "rps": report.get("rps"), "p95_ms": latency.get("p95"),
         "requests": report["requests"], "failures": report["failures"],
         "failed_during_fault": report.get("failed_during_fault", report["failures"]),
         "error_window_s": report["error_window_s"], "degraded_s": report.get("degraded_s"),

@@ -140,3 +140,12 @@ def web_report() -> dict[str, object]:
 def test_nodes_are_the_containers_that_hold_the_data(lab: str, overrides: list[str], nodes: int) -> None:
     # The app, the load balancers and the DNS server are not counted; Galera's arbitrator votes.
     assert compare.data_nodes(load_lab(lab, parse_overrides(overrides))) == nodes
+
+
+def test_a_lab_with_its_own_user_keeps_it_and_the_others_get_the_rate() -> None:
+    shape = compare.LoadShape(users=4, rate=60.0)
+    semisync = compare.same_load("db-semisync", drill.load_drill("db-semisync", "kill-primary"), shape)
+    assert semisync.load["users"] == 4 and "rate" not in semisync.load  # its ledger writer, closed model
+    nginx = compare.same_load("lb-nginx", drill.load_drill("lb-nginx", "kill-backend"), shape)
+    assert (nginx.load["users"], nginx.load["rate"]) == (4, 60.0)
+    assert nginx.load["duration"] == drill.load_drill("lb-nginx", "kill-backend").load["duration"]
