@@ -59,7 +59,9 @@ def compare_cmd(lab_list: str, drill_name: str, users: int, rate: float, as_json
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
-    title = f"{result.drill}: {users} users on every lab, {rate:g} req/s from labctl's own user"
+    generic = any(row.get("load_model") == "open" for row in result.rows)
+    rated = f", {rate:g} req/s from labctl's own user" if generic else ""
+    title = f"{result.drill}: {users} users on every lab{rated}"
     console.out.print(console.compare_table(result.rows, title))
     console.out.print(f"run folder: {result.run_dir} (compare.json, compare.png; each lab's drill in its own run)")
 
