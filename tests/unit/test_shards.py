@@ -95,4 +95,4 @@ def test_report_counts_writes_and_errors_by_shard() -> None:
     by_shard = found["writes_by_shard"]
     assert [by_shard[s]["errors"] for s in ("shards-1", "shards-2", "shards-3")] == [0, 10, 0]
     assert by_shard["shards-1"]["share"] == 0.5 and found["by_operation"]["fan-out"]["p50_ms"] == 9.0
-    assert report.tables(found)[0]["title"] == "writes per shard (strategy hash)"
+    assert report.tables(found)[0]["title"] == "writes per shard (strategy hash, routed by app)"
