@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from labctl.errors import UsageError
 from labctl.kinds.base import BlockData, BlockKind, ConfigTemplate, Expectation, FieldProblem, Progress, node_urls
 from labctl.kinds.fragments import CPUS, MEMORY, PORT, node_publish
-
-from labctl.errors import UsageError
 
 if TYPE_CHECKING:
     from labctl.experiments.events import DrillEvents

@@ -17,7 +17,8 @@ from labctl.shards.schema import TABLE
 # MariaDB refuses a unique key without the partitioning column, so Spider's table keys on
 # (id, shard_key); each shard's own primary key on id still refuses a duplicate there.
 COLUMNS = ("id VARCHAR(64) NOT NULL, shard_key BIGINT NOT NULL, served_by VARCHAR(64), "
-           "created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), PRIMARY KEY (id, shard_key), KEY (shard_key)")
+           "created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), "
+           "PRIMARY KEY (id, shard_key), KEY (shard_key)")
 
 
 def spider_node(lab: Lab, block: Block) -> db.Node:
