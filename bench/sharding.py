@@ -4,7 +4,8 @@ routing, on one db-sharding lab switched with `labctl up --set`.
 
 Each run loads every front and strategy in turn (`labctl load db-sharding --json`), so all
 of them see the same machine. Shares and p50 latencies are medians over the runs; the ratio
-columns are fan-out/keyed and spider/app.
+columns are fan-out/keyed and spider/app. Last, with the Spider front still up, the hop
+in SQL alone: keyed reads from the host straight to shards-1 against through Spider.
 
 Usage: .venv/bin/python bench/sharding.py [--runs 3] [--seconds 10] [--users 4]
        [--fronts app,spider] [--strategies hash,range,skewed]
@@ -19,12 +20,14 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = "db-sharding"
 OPS = ("write", "keyed", "fan-out")
+SHARD_1_PORT, SPIDER_PORT = 33161, 33165  # labs/db-sharding/lab.yaml
 
 
 def labctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -88,6 +91,37 @@ def print_ratios(found: dict[tuple[str, str], dict[str, Any]], strategies: list[
                   f"spider {'/'.join(f'{spider[op]:.1f}' for op in OPS)})")
 
 
+def keyed_read_ms(port: int, reads: int) -> float:
+    """Median ms of keyed reads (one shard's key) on one connection from the host, as the app."""
+    import mysql.connector
+
+    from labctl.db.secrets import load_secrets
+
+    connection = mysql.connector.connect(host="127.0.0.1", port=port, user="app", database="labctl",
+                                         password=load_secrets(LAB)["app"], autocommit=True, use_pure=True)
+    cursor = connection.cursor()
+    times = []
+    for _ in range(reads):
+        began = time.perf_counter()
+        cursor.execute("SELECT id FROM orders WHERE id = %s AND shard_key = %s", ("absent", 3))
+        cursor.fetchall()
+        times.append((time.perf_counter() - began) * 1000)
+    connection.close()
+    return statistics.median(times)
+
+
+def print_hop(runs: int, reads: int = 200) -> None:
+    """The extra hop in SQL alone: shards-1 straight, then through Spider, alternately."""
+    straight, spider = [], []
+    for _ in range(runs):
+        straight.append(keyed_read_ms(SHARD_1_PORT, reads))
+        spider.append(keyed_read_ms(SPIDER_PORT, reads))
+    print(f"\n  hop: keyed read p50 over {reads} reads, {runs} runs: straight to shards-1 "
+          f"{statistics.median(straight):.2f} ms, through Spider {statistics.median(spider):.2f} ms "
+          f"({statistics.median(spider) / statistics.median(straight):.2f}x; runs "
+          f"{', '.join(f'{a:.2f}/{b:.2f}' for a, b in zip(straight, spider, strict=True))})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -106,6 +140,9 @@ def main() -> None:
                     rows[(front, strategy)].append(row)
                     print(f"run {run + 1} {front:6} {strategy:7} shares {'/'.join(f'{s:.1%}' for s in row['shares'])}"
                           f"  p50 ms {'/'.join(f'{row[op]:.1f}' for op in OPS)}  errors {row['errors']}", flush=True)
+    hop = fronts[-1] == "spider" and bool(rows[("spider", strategies[-1])])
+    if hop:
+        print_hop(args.runs)
     labctl("down", LAB)
     found = {key: medians(found_rows) for key, found_rows in rows.items()}
     print_table(found, args.runs, args.seconds)
