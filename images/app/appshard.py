@@ -1,10 +1,13 @@
 """The sample app's sharded side: each request goes to the shard its key maps to.
 
 SHARD_MAP names a JSON file the lab renders: {"key": ..., "routing": "hash" | "range",
-"shards": [{"name", "address", "from", "to"}, ...]}. Endpoints:
+"front": null | {"name", "address"}, "shards": [{"name", "address", "from", "to"}, ...]}.
+With a front (a MariaDB Spider node) the app routes nothing: every query goes to the front,
+with the key in its WHERE clause when it has one, and Spider picks the shards. Endpoints:
 POST /shard/write?id=ID&key=K (INSERT on the key's shard), GET /shard/read/<id>?key=K (one
 shard) and GET /shard/read/<id> without a key (every shard in parallel: a fan-out, which
-fails when any shard does). Every answer names the shard in X-Shard ("*" for a fan-out).
+fails when any shard does). Every answer names the shard in X-Shard ("*" for a fan-out; the
+front's name behind Spider, which does not say which shard answered).
 The routing is pure (`shard_index`), so labctl's unit tests load this file as it is.
 """
 
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 FAN_OUT = "*"
+# Spider's "Unable to connect to foreign data source": the shard was never reached.
+SPIDER_CANNOT_CONNECT = 1429
 
 
 @dataclass(frozen=True)
@@ -30,12 +35,14 @@ class ShardMap:
     names: list[str]
     addresses: list[str]
     bounds: list[tuple[int, int | None]]
+    front: dict[str, str] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ShardMap:
         shards = data["shards"]
         return cls(str(data.get("key", "key")), str(data["routing"]), [s["name"] for s in shards],
-                   [s["address"] for s in shards], [(int(s.get("from") or 0), s.get("to")) for s in shards])
+                   [s["address"] for s in shards], [(int(s.get("from") or 0), s.get("to")) for s in shards],
+                   data.get("front"))
 
 
 def shard_index(shard_map: ShardMap, key: int) -> int:
@@ -67,7 +74,8 @@ def _shards() -> tuple[ShardMap, list[Any], ThreadPoolExecutor] | str:
         if _state.get("changed") != changed:
             with open(path, encoding="utf-8") as handle:
                 shard_map = ShardMap.from_json(json.load(handle))
-            pools = [appdb.Pool(*appdb.parse_address(a)) for a in shard_map.addresses]
+            addresses = [shard_map.front["address"]] if shard_map.front else shard_map.addresses
+            pools = [appdb.Pool(*appdb.parse_address(a)) for a in addresses]
             if "fan" not in _state:
                 _state["fan"] = ThreadPoolExecutor(max_workers=4 * len(pools))
             _state.update(map=shard_map, pools=pools, changed=changed)
@@ -88,6 +96,8 @@ def handle(method: str, path: str, query: dict[str, list[str]], served_by: str) 
         return appdb.Answer(400, {"outcome": appdb.FAILED, "error": "expected id=ID and an integer key"}), ""
     if path == "/shard/write" and (method != "POST" or not key_text):
         return appdb.Answer(405, {"error": "use POST /shard/write?id=ID&key=K"}), ""
+    if shard_map.front:
+        return _through_front(pools[0], path, ident, key_text, served_by), shard_map.front["name"]
     if not key_text:
         return _fan_out(pools, fan, ident), FAN_OUT
     try:
@@ -101,6 +111,18 @@ def handle(method: str, path: str, query: dict[str, list[str]], served_by: str) 
         return _keyed(pools[index], lambda link: _select(link, ident)), name
     except appdb.DbError as exc:
         return exc.answer(), name
+
+
+def _through_front(pool: Any, path: str, ident: str, key_text: str, served_by: str) -> Any:
+    import appdb
+
+    key = int(key_text) if key_text else None
+    try:
+        if path == "/shard/write":
+            return _keyed(pool, lambda link: _insert(link, ident, int(key_text), served_by))
+        return _keyed(pool, lambda link: _select(link, ident, key))
+    except appdb.DbError as exc:
+        return exc.answer()
 
 
 def _keyed(pool: Any, operation: Any) -> Any:
@@ -117,19 +139,24 @@ def _insert(link: Any, ident: str, key: int, served_by: str) -> Any:
             cursor.execute("INSERT INTO orders (id, shard_key, served_by) VALUES (%s, %s, %s)",
                            (ident, key, served_by))
     except appdb._errors() as exc:
-        if getattr(exc, "args", (None,))[0] == appdb.DUPLICATE_KEY:
+        code = getattr(exc, "args", (None,))[0]
+        if code == appdb.DUPLICATE_KEY:
             return appdb.Answer(409, {"id": ident, "outcome": "duplicate"}, link.node)
+        if code == SPIDER_CANNOT_CONNECT:
+            raise appdb.DbError(appdb.FAILED, "insert", exc, link.node, retry_safe=False) from exc
         # autocommit: an error before the answer may still have committed on the server.
         raise appdb.DbError(appdb.UNKNOWN, "insert", exc, link.node, retry_safe=False) from exc
     return appdb.Answer(200, {"id": ident, "outcome": "ack"}, link.node)
 
 
-def _select(link: Any, ident: str) -> Any:
+def _select(link: Any, ident: str, key: int | None = None) -> Any:
     import appdb
 
+    # Behind Spider the key in the WHERE clause is what prunes the query to one shard.
+    where, args = ("id = %s AND shard_key = %s", (ident, key)) if key is not None else ("id = %s", (ident,))
     try:
         with link.conn.cursor() as cursor:
-            cursor.execute("SELECT id, shard_key FROM orders WHERE id = %s", (ident,))
+            cursor.execute(f"SELECT id, shard_key FROM orders WHERE {where}", args)
             row = cursor.fetchone()
     except appdb._errors() as exc:
         raise appdb.DbError(appdb.FAILED, "select", exc, link.node) from exc

@@ -6,7 +6,7 @@ customer id drawn uniformly from 1..LABCTL_SHARD_CUSTOMERS; `skewed`, a customer
 from a Zipf-like distribution with exponent LABCTL_SHARD_ZIPF (customer 1 orders most);
 `range`, a time-ordered order id (microseconds since the epoch). Every request ends as one
 line in shard-<pid>.jsonl in LABCTL_SAMPLES_DIR: time, operation, the shard the app named in
-X-Shard ("*" for a fan-out), ok, latency in ms. A lab's locustfile uses it with:
+X-Shard ("*" for a fan-out), the key (None for a fan-out), ok, latency in ms. A lab's locustfile uses it with:
 
     from labctl.loadgen.shard_user import ShardUser  # noqa: F401
 """
@@ -56,14 +56,14 @@ class ShardUser(FastHttpUser):
     @task(4)
     def write(self) -> None:
         ident, key = write_id(RUN_ID, os.getpid(), next(_sequence)), shard_key(STRATEGY, self.rng)
-        if self._request("POST", f"/shard/write?id={ident}&key={key}", "/shard/write", WRITE):
+        if self._request("POST", f"/shard/write?id={ident}&key={key}", "/shard/write", WRITE, key):
             self.written.append((ident, key))
 
     @task(1)
     def read_keyed(self) -> None:
         if self.written:
             ident, key = self.rng.choice(self.written)
-            self._request("GET", f"/shard/read/{ident}?key={key}", "/shard/read keyed", KEYED)
+            self._request("GET", f"/shard/read/{ident}?key={key}", "/shard/read keyed", KEYED, key)
 
     @task(1)
     def read_fan_out(self) -> None:
@@ -71,7 +71,7 @@ class ShardUser(FastHttpUser):
             ident, _ = self.rng.choice(self.written)
             self._request("GET", f"/shard/read/{ident}", "/shard/read fan-out", FAN_OUT)
 
-    def _request(self, method: str, url: str, name: str, op: str) -> bool:
+    def _request(self, method: str, url: str, name: str, op: str, key: int | None = None) -> bool:
         began = time.perf_counter()
         with self.client.request(method, url, name=name, catch_response=True) as response:
             status = int(getattr(response, "status_code", 0) or 0)
@@ -81,6 +81,6 @@ class ShardUser(FastHttpUser):
                 response.success()
             else:
                 response.failure(f"{op} HTTP {status}: {(response.text or '')[:160]}")
-        _record({"t": time.time(), "op": op, "shard": str(headers.get("X-Shard") or ""), "ok": ok,
+        _record({"t": time.time(), "op": op, "shard": str(headers.get("X-Shard") or ""), "key": key, "ok": ok,
                  "ms": round((time.perf_counter() - began) * 1000, 2)})
         return ok

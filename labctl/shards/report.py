@@ -35,10 +35,25 @@ def _figures(entries: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
             "per_s": round(len(ok) / seconds, 1), "p50_ms": percentile(ok, 0.5), "p95_ms": percentile(ok, 0.95)}
 
 
+def behind_spider(block: Block, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries with the shard their key's partition lives on: behind Spider the app names only
+    the front, so a write is counted on the shard Spider's partition definition sends it to
+    (`labctl db status` counts the rows each shard really holds)."""
+    from labctl.kinds.shards import has_spider, shard_map
+    from labctl.shards.spider import spider_shard_index
+
+    if not has_spider(block):
+        return entries
+    found, names = shard_map(block), block.instances()
+    return [{**e, "shard": names[spider_shard_index(found, int(e["key"]))]} if e.get("key") is not None else e
+            for e in entries]
+
+
 def summarize(block: Block, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Writes per shard (with share of the acknowledged ones) and latency per operation."""
     if not entries:
         return {}
+    entries = behind_spider(block, entries)
     seconds = max(max(e["t"] for e in entries) - min(e["t"] for e in entries), 1e-9)
     writes = [e for e in entries if e["op"] == "write"]
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -50,8 +65,8 @@ def summarize(block: Block, entries: list[dict[str, Any]]) -> dict[str, Any]:
         figures = _figures(by_shard.get(name, []), seconds)
         shards[name] = {**figures, "share": round(figures["ok"] / acked, 4)}
     ops = {op: _figures([e for e in entries if e["op"] == op], seconds) for op in OPS}
-    return {"strategy": block.params["strategy"], "seconds": round(seconds, 1), "writes_by_shard": shards,
-            "by_operation": ops}
+    return {"strategy": block.params["strategy"], "front": block.params["front"], "seconds": round(seconds, 1),
+            "writes_by_shard": shards, "by_operation": ops}
 
 
 def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -61,7 +76,7 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     op_rows = [[op, str(f["requests"]), str(f["errors"]), f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}"]
                for op, f in report["by_operation"].items()]
     return [
-        {"title": f"writes per shard (strategy {report['strategy']})",
+        {"title": f"writes per shard (strategy {report['strategy']}, routed by {report.get('front', 'app')})",
          "columns": ["shard", "writes ok", "share", "writes/s", "p95 ms", "errors"], "rows": shard_rows},
         {"title": "keyed vs fan-out (one shard vs every shard)",
          "columns": ["operation", "requests", "errors", "p50 ms", "p95 ms"], "rows": op_rows},

@@ -14,12 +14,14 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from labctl.kinds.shards import RANGE_FROM_US, RANGE_TO_US, shard_map
-from labctl.model.lab import load_lab
+from labctl.model.lab import Lab, load_lab
 from labctl.model.overrides import parse_overrides
+from labctl.render import render_files
 from labctl.shards import keys as shard_user
-from labctl.shards import report
+from labctl.shards import report, spider
 from tests.unit.test_lab_validation import labs_root, problems_of, write_lab  # noqa: F401
 
 APPSHARD = Path(__file__).resolve().parents[2] / "images" / "app" / "appshard.py"
@@ -95,4 +97,56 @@ def test_report_counts_writes_and_errors_by_shard() -> None:
     by_shard = found["writes_by_shard"]
     assert [by_shard[s]["errors"] for s in ("shards-1", "shards-2", "shards-3")] == [0, 10, 0]
     assert by_shard["shards-1"]["share"] == 0.5 and found["by_operation"]["fan-out"]["p50_ms"] == 9.0
-    assert report.tables(found)[0]["title"] == "writes per shard (strategy hash)"
+    assert report.tables(found)[0]["title"] == "writes per shard (strategy hash, routed by app)"
+
+
+def _spider_lab(strategy: str) -> Lab:
+    return load_lab("db-sharding", parse_overrides(["shards.front=spider", f"shards.strategy={strategy}"]))
+
+
+def test_spider_partitions_by_the_same_ranges_and_hashes_as_mod() -> None:
+    ranged = shard_map(_spider_lab("range").blocks["shards"])
+    clause = spider.partition_clause(ranged)
+    assert clause.startswith("PARTITION BY RANGE (shard_key) (PARTITION p1 VALUES LESS THAN (")
+    assert clause.endswith("PARTITION p3 VALUES LESS THAN (MAXVALUE) REMOTE_SERVER='shard3')")
+    assert spider.spider_shard_index(ranged, time.time_ns() // 1000) == 2 and spider.spider_shard_index(ranged, 1) == 0
+    hashed = shard_map(_spider_lab("hash").blocks["shards"])
+    assert spider.partition_clause(hashed) == ("PARTITION BY HASH (shard_key) (PARTITION p1 REMOTE_SERVER='shard1', "
+                                               "PARTITION p2 REMOTE_SERVER='shard2', PARTITION p3 REMOTE_SERVER='shard3')")
+    assert [spider.spider_shard_index(hashed, k) for k in (3, 4, 5, -4)] == [0, 1, 2, 1]
+
+
+def test_spider_statements_name_every_shard_and_remake_only_the_table() -> None:
+    statements = spider.spider_statements(_spider_lab("hash").blocks["shards"], "pw")
+    assert statements[0] == ("CREATE OR REPLACE SERVER shard1 FOREIGN DATA WRAPPER mysql OPTIONS "
+                             "(HOST 'shards-1', DATABASE 'labctl', USER 'app', PASSWORD 'pw', PORT 3306)")
+    assert "DROP TABLE IF EXISTS labctl.orders" in statements and "ENGINE=SPIDER" in statements[-1]
+
+
+def test_spider_front_renders_a_node_and_points_the_app_at_it() -> None:
+    lab = _spider_lab("hash")
+    files = render_files(lab, {"app": "labctl/app:local", "mariadb": "labctl/mariadb:local"})
+    service = yaml.safe_load(files["compose.yaml"])["services"]["shards-spider"]
+    assert service["ports"] == ["127.0.0.1:33165:3306"] and service["labels"]["io.labctl.role"] == "spider"
+    assert "plugin_load_add = ha_spider" in files["shards/shards-spider.cnf"]
+    assert "spider_conn_recycle_mode = 1" in files["shards/shards-spider.cnf"]
+    assert json.loads(files["shards/shardmap.json"])["front"] == {"name": "shards-spider",
+                                                                  "address": "shards-spider:3306"}
+    assert lab.blocks["shards"].spec.services(lab.blocks["shards"])[-1] == "shards-spider"
+
+
+def test_spider_front_needs_mariadb_and_a_port(labs_root: Path) -> None:  # noqa: F811
+    write_lab(labs_root, "s", "title: t\nsummary: s\nshards:\n  kind: shards\n  flavor: mysql\n  front: spider\n"
+              "  publish: {mysql: 33161}\n")
+    assert problems_of("s") == [
+        "s/lab.yaml:6 shards.front: Spider is a MariaDB engine: front: spider needs flavor: mariadb",
+        "s/lab.yaml:7 shards.publish: front: spider needs publish.spider (the Spider node's host port)"]
+
+
+def test_report_behind_spider_counts_a_write_on_its_keys_partition() -> None:
+    lab = _spider_lab("hash")
+    lines = [{"t": 100.0 + k, "op": "write", "shard": "shards-spider", "key": k, "ok": k != 4, "ms": 5.0}
+             for k in (3, 4, 5, 6)]
+    found = report.summarize(lab.blocks["shards"], lines)["writes_by_shard"]
+    assert [(found[s]["ok"], found[s]["errors"]) for s in ("shards-1", "shards-2", "shards-3")] == [(2, 0), (0, 1),
+                                                                                                      (1, 0)]
