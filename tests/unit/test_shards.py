@@ -111,8 +111,9 @@ def test_spider_partitions_by_the_same_ranges_and_hashes_as_mod() -> None:
     assert clause.endswith("PARTITION p3 VALUES LESS THAN (MAXVALUE) REMOTE_SERVER='shard3')")
     assert spider.spider_shard_index(ranged, time.time_ns() // 1000) == 2 and spider.spider_shard_index(ranged, 1) == 0
     hashed = shard_map(_spider_lab("hash").blocks["shards"])
-    assert spider.partition_clause(hashed) == ("PARTITION BY HASH (shard_key) (PARTITION p1 REMOTE_SERVER='shard1', "
-                                               "PARTITION p2 REMOTE_SERVER='shard2', PARTITION p3 REMOTE_SERVER='shard3')")
+    assert spider.partition_clause(hashed) == (
+        "PARTITION BY HASH (shard_key) (PARTITION p1 REMOTE_SERVER='shard1', "
+        "PARTITION p2 REMOTE_SERVER='shard2', PARTITION p3 REMOTE_SERVER='shard3')")
     assert [spider.spider_shard_index(hashed, k) for k in (3, 4, 5, -4)] == [0, 1, 2, 1]
 
 
