@@ -51,8 +51,10 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
 def one_drill(drill: str, sets: tuple[str, ...]) -> dict[str, Any]:
     result = labctl("drill", LAB, drill, "--json")
     if not result.stdout.strip():
-        error = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        print(f"  {drill}: drill error: {error}", flush=True)
+        # The last line that says something (Locust's tables end in rules of dashes).
+        lines = [line for line in result.stderr.splitlines() if line.strip().strip("-|")]
+        error = " / ".join(lines[-3:]) or "no output"
+        print(f"  {drill}: drill error (exit {result.returncode}): {error}", flush=True)
         labctl("up", LAB, *[f"--set={s}" for s in sets])
         return {"verdict": "error", **{figure: None for figure in FIGURES}}
     return figures(json.loads(result.stdout))
