@@ -23,7 +23,7 @@ from labctl.process import run
 from labctl.runtime.images_build import ImageRecord, build_image, find_image, import_rootfs, pull_image
 
 PROFILES = ("upstream", "local")
-ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns", "etcd")
+ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns", "etcd", "redis")
 BASE_IMAGE = "labctl/base:trixie"
 BASE_SUITE = "trixie"
 INPUTS_LABEL = "io.labctl.inputs"
@@ -35,13 +35,15 @@ IMAGE_LABEL = "io.labctl.image"
 # The build context folder under images/ of each role (mysql and mariadb share one).
 CONTEXTS = {
     "app": "app", "nginx": "nginx", "haproxy": "haproxy", "mysql": "db", "mariadb": "db", "nettools": "nettools",
-    "dns": "dns", "etcd": "etcd",
+    "dns": "dns", "etcd": "etcd", "redis": "redis",
 }
 # Roles whose official image runs as it is in the upstream profile.
 UPSTREAM = {
     "nginx": "nginx:1.26",
     "haproxy": "haproxy:3.0",
     "nettools": "debian:trixie-slim",
+    # Every setting goes on redis-server's command line, so the official image runs unchanged.
+    "redis": "redis:8.0",
 }
 APP_UPSTREAM_BASE = "python:3.12-slim"
 # Roles built here in both profiles, upstream on top of an official image: the app and dns have
@@ -69,6 +71,7 @@ LOCAL_BUILDS = {
     "haproxy": "HAProxy 3.0 from Debian trixie (upstream: haproxy:3.0)",
     "nettools": "Debian trixie with its network tools (upstream: debian:trixie-slim)",
     "etcd": "etcd 3.5 from Debian trixie (upstream: the same packages on debian:trixie-slim)",
+    "redis": "Redis 8.0 from Debian trixie (upstream: redis:8.0)",
 }
 
 Events = Callable[[str], None]

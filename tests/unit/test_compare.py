@@ -135,7 +135,7 @@ def web_report() -> dict[str, object]:
 @pytest.mark.parametrize(("lab", "overrides", "nodes"), [
     ("db-failover", [], 3), ("db-semisync", [], 3), ("db-master-master", [], 2), ("db-group-replication", [], 3),
     ("db-galera", [], 3), ("db-galera", ["galera.nodes=2", "galera.arbitrator=true"], 3),
-    ("consensus-etcd", [], 3), ("db-sharding", [], 3), ("lb-nginx", [], 0),
+    ("consensus-etcd", [], 3), ("db-sharding", [], 3), ("kv-redis-cluster", [], 6), ("lb-nginx", [], 0),
 ])
 def test_nodes_are_the_containers_that_hold_the_data(lab: str, overrides: list[str], nodes: int) -> None:
     # The app, the load balancers and the DNS server are not counted; Galera's arbitrator votes.

@@ -39,7 +39,7 @@ def test_bad_drill_reports_every_problem(tmp_path: Path, monkeypatch: pytest.Mon
     assert [str(p) for p in info.value.problems] == [
         "labs/x/drills/late.yaml:4 steps[0].at: expected a time before the end of the load (10s)",
         "labs/x/drills/late.yaml:5 steps[1]: a step needs one of: fault (with a target), heal, failover, "
-        "conflicting_updates, duplicate_key",
+        "conflicting_updates, duplicate_key, reshard",
     ]
 
 
