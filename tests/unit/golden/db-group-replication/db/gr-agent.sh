@@ -27,6 +27,10 @@ write_state() {
 
 poll() {
   local tick answer where=(--protocol=socket)
+  # A client that exits at once (the server still starting) leaves a broken pipe: without
+  # this the next printf's SIGPIPE ends the poller for good (one try in eight, measured) and
+  # the node never turns healthy.
+  trap '' PIPE
   if [ "${LABCTL_AGENT_PROTOCOL:-socket}" = tcp ]; then
     where=(--protocol=tcp -h127.0.0.1 -P3306)
   fi
