@@ -27,7 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 LAB = "db-sharding"
 OPS = ("write", "keyed", "fan-out")
-SHARD_1_PORT, SPIDER_PORT = 33161, 33165  # labs/db-sharding/lab.yaml
+SHARD_1_PORT, SPIDER_PORT = 13161, 13165  # labs/db-sharding/lab.yaml
 
 
 def labctl(*args: str) -> subprocess.CompletedProcess[str]:

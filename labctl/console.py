@@ -14,8 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from labctl.model.instance import lab_ref, split_instance
+
 # Types only: `labctl list` and `--help` must not import Docker, Jinja or the MySQL connector.
 if TYPE_CHECKING:
+    from labctl.copies import InstanceRow
     from labctl.doctor import Check
     from labctl.images import BuildResult, ImageInfo
     from labctl.lifecycle import DownResult, LabStatus, UpResult
@@ -95,6 +98,8 @@ def show_up(result: UpResult) -> None:
     """What `up` prints once the lab is healthy: where to look next."""
     lab = result.lab
     out.print(f"[green]lab {lab.name} is up[/green] in {result.seconds:.1f}s ({result.profile} images)")
+    if lab.copy:
+        out.print(f"  copy {lab.copy} of {lab.lab_name}: every host port is the lab's own + {lab.port_offset}")
     for name, url in result.endpoints.items():
         out.print(f"  {name:8} {url}")
     out.print(f"  compose  {result.rendered.compose_file}")
@@ -102,20 +107,34 @@ def show_up(result: UpResult) -> None:
     # A lab without a published endpoint (lb-dns) is loaded from inside: there is nothing to curl.
     named = all(b.spec.names_backends for b in lab.blocks.values())
     look = f"curl -si {web} | grep X-Served-By; " if web and named else ""
+    ref = lab_ref(lab.name)
     if not web:
-        look = f"labctl load {lab.name} --duration 10s; "
+        look = f"labctl load {ref} --duration 10s; "
     extra = "".join(f" {command};" for b in lab.blocks.values() for command in b.spec.next_commands(lab, b))
-    out.print(f"next: {look}labctl status {lab.name};{extra} labctl guide {lab.name}; labctl down {lab.name}")
+    out.print(f"next: {look}labctl status {ref};{extra} labctl guide {lab.lab_name}; labctl down {ref}")
 
 
 def status_table(status: LabStatus) -> Table:
     """`labctl status`: one row per service."""
-    table = Table(title=f"{status.lab} ({status.to_json()['state']})", title_justify="left")
+    lab_name, copy = split_instance(status.lab)
+    copied = f", copy {copy} of {lab_name}, ports + {status.port_offset}" if copy else ""
+    table = Table(title=f"{status.lab} ({status.to_json()['state']}{copied})", title_justify="left")
     for column in ("service", "block", "kind", "state", "health", "container"):
         table.add_column(column)
     for s in status.services:
         style = _HEALTH_STYLE.get(s.outcome, "")
         table.add_row(s.name, s.block, s.kind, s.state, f"[{style}]{s.health}[/{style}]", s.container)
+    return table
+
+
+def instances_table(rows: list[InstanceRow]) -> Table:
+    """`labctl status --all`: one row per lab and copy, with its owner and ports."""
+    table = Table(title=f"{len(rows)} lab(s) and copies with containers", title_justify="left")
+    for column in ("instance", "lab", "owner", "state", "ports"):
+        table.add_column(column)
+    for row in rows:
+        ports = " ".join(f"{name}={url.rsplit(':', 1)[1].split('/')[0]}" for name, url in row.endpoints.items())
+        table.add_row(row.instance, row.lab, row.owner or "-", row.state, ports)
     return table
 
 
@@ -358,3 +377,35 @@ def compare_table(rows: list[dict[str, Any]], title: str, width: int | None = No
         cells[verdict] = f"[{style}]{cells[verdict]}[/{style}]"
         table.add_row(*cells)
     return table
+
+
+def show_check(report: dict[str, Any], language: str = "en") -> None:
+    """`labctl check`: per checkpoint its question (in `language` when the file has it), each
+    expectation with the figures measured, pass or fail, and the folders of the runs behind them."""
+    for checkpoint in report["checkpoints"]:
+        verdict = "[green]PASS[/green]" if checkpoint["passed"] else "[red]FAIL[/red]"
+        question = checkpoint.get("question_ko") if language == "ko" else None
+        out.print(f"{verdict} {checkpoint['id']}: {escape(question or checkpoint['question'])}")
+        machine = checkpoint["machine"]
+        out.print(f"  [dim]load average {machine['load_average_1m']:g} on {machine['cores']} cores[/dim]")
+        table = Table(box=box.SIMPLE, show_edge=False)
+        for column in ("expected", "measured", "ok"):
+            table.add_column(column)
+        for row in checkpoint["expectations"]:
+            table.add_row(escape(row["expected"]), escape(_measured_text(row)),
+                          "[green]yes[/green]" if row["passed"] else "[red]NO[/red]")
+        out.print(table)
+        for name, run in checkpoint["runs"].items():
+            out.print(f"  {name} ({run['measurement']}): {run['run_dir']}")
+            if run.get("note"):
+                out.print(f"    [yellow]{escape(run['note'])}[/yellow]")
+    passed = sum(1 for c in report["checkpoints"] if c["passed"])
+    out.print(f"{passed} of {len(report['checkpoints'])} checkpoints passed; run folder: {report['run_dir']} "
+              "(check.json)")
+
+
+def _measured_text(row: dict[str, Any]) -> str:
+    shown_figures = ", ".join(f"{name} = {'not measured' if v is None else f'{v:g}'}"
+                              for name, v in row["figures"].items())
+    return shown_figures if row.get("value") is None or len(row["figures"]) == 1 else \
+        f"{shown_figures} (ratio {row['value']:g})"

@@ -23,7 +23,8 @@ from labctl.process import run
 from labctl.runtime.images_build import ImageRecord, build_image, find_image, import_rootfs, pull_image
 
 PROFILES = ("upstream", "local")
-ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns", "etcd", "redis")
+ROLES = ("app", "nginx", "haproxy", "mysql", "mariadb", "nettools", "dns", "etcd", "redis", "postgres",
+         "keepalived")
 BASE_IMAGE = "labctl/base:trixie"
 BASE_SUITE = "trixie"
 INPUTS_LABEL = "io.labctl.inputs"
@@ -35,7 +36,7 @@ IMAGE_LABEL = "io.labctl.image"
 # The build context folder under images/ of each role (mysql and mariadb share one).
 CONTEXTS = {
     "app": "app", "nginx": "nginx", "haproxy": "haproxy", "mysql": "db", "mariadb": "db", "nettools": "nettools",
-    "dns": "dns", "etcd": "etcd", "redis": "redis",
+    "dns": "dns", "etcd": "etcd", "redis": "redis", "postgres": "postgres", "keepalived": "keepalived",
 }
 # Roles whose official image runs as it is in the upstream profile.
 UPSTREAM = {
@@ -58,6 +59,10 @@ UPSTREAM_BASES = {
     # The official etcd image is on quay.io, not Docker Hub: upstream installs Debian's etcd on
     # Debian's official image instead.
     "etcd": "debian:trixie-slim",
+    # Patroni has no official image: the same Debian packages on Debian's official image.
+    "postgres": "debian:trixie-slim",
+    # No official image runs HAProxy and keepalived together.
+    "keepalived": "debian:trixie-slim",
 }
 BUILT_IN_BOTH = tuple(UPSTREAM_BASES)
 # What the local profile runs in each role's place (versions as Debian shipped them when written;
@@ -72,6 +77,9 @@ LOCAL_BUILDS = {
     "nettools": "Debian trixie with its network tools (upstream: debian:trixie-slim)",
     "etcd": "etcd 3.5 from Debian trixie (upstream: the same packages on debian:trixie-slim)",
     "redis": "Redis 8.0 from Debian trixie (upstream: redis:8.0)",
+    "postgres": "PostgreSQL 17 and Patroni 4.0 from Debian trixie (upstream: the same packages on debian:trixie-slim)",
+    "keepalived": "HAProxy 3.0 and keepalived 2.3 from Debian trixie (upstream: the same packages on "
+                  "debian:trixie-slim)",
 }
 
 Events = Callable[[str], None]

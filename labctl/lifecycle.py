@@ -8,19 +8,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl import images, paths
+from labctl import copies, images, paths
 from labctl.errors import HealthTimeoutError, LabctlError, PortBusyError
+from labctl.model.instance import lab_ref, reserved_offset, split_instance
 from labctl.model.lab import Lab
 from labctl.render import RenderedLab, render_lab
 from labctl.running import write_snapshot
 from labctl.runtime import inventory, local_runtime
 from labctl.runtime.base import Removal
-from labctl.runtime.dockerenv import port_holder, port_is_free
+from labctl.runtime.dockerenv import ephemeral_port_range, port_holder, port_is_free
 
 Progress = Callable[[str], None]
 POLL_SECONDS = 0.25
 UNHEALTHY_GRACE_S = 5.0  # a few health-check intervals (1 s in every lab)
 _BEING_REPLACED = ("exited", "dead", "removing", "created")
+# The longest stop_grace_period of any block template: a database flushing and leaving.
+EXTRA_STOP_TIMEOUT_S = 10.0
 
 
 def _quiet(_: str) -> None:
@@ -51,9 +54,10 @@ class LabStatus:
     project: str
     services: list[inventory.ServiceState]
     endpoints: dict[str, str]
+    port_offset: int = 0  # a copy's, added to each of the lab's own ports
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "lab": self.lab,
             "project": self.project,
             "state": overall_state(self.services),
@@ -64,6 +68,10 @@ class LabStatus:
             ],
             "endpoints": self.endpoints,
         }
+        lab_name, copy = split_instance(self.lab)
+        if copy:
+            data.update(copy_of=lab_name, owner=copy, port_offset=self.port_offset)
+        return data
 
 
 def overall_state(services: list[inventory.ServiceState]) -> str:
@@ -118,7 +126,18 @@ def check_ports(lab: Lab) -> None:
         raise PortBusyError(
             f"port {port} ({block.name}.publish.{name}) on {lab.bind} is in use by {holder}; "
             f"stop it, or choose another port with --set {block.name}.publish.{name}=PORT"
+            + _ephemeral_hint(port)
         )
+
+
+def _ephemeral_hint(port: int) -> str:
+    ephemeral = ephemeral_port_range()
+    if ephemeral is None or port not in ephemeral:
+        return ""
+    return (
+        f" below {ephemeral.start}: ports {ephemeral.start}-{ephemeral.stop - 1} are the kernel's local ports"
+        " for outgoing connections (net.ipv4.ip_local_port_range), so any client on this machine can hold one"
+    )
 
 
 def _free_soon(port: int, bind: str, grace: float = 5.0) -> bool:
@@ -141,10 +160,12 @@ def up(lab: Lab, *, profile: str | None = None, timeout: float = 180.0, progress
     started = time.monotonic()
     local_runtime().require()
     refuse_paused(lab.name)
-    check_ports(lab)
-    chosen, reason, refs = prepare_images(lab, profile, progress)
-    rendered = render_lab(lab, refs)
-    write_snapshot(lab, refs)
+    with copies.placement_lock():
+        lab = copies.place(lab)
+        check_ports(lab)
+        chosen, reason, refs = prepare_images(lab, profile, progress)
+        rendered = render_lab(lab, refs)
+        write_snapshot(lab, refs)
     progress(f"rendered {rendered.compose_file}")
     running = {s.name for s in local_runtime().containers(lab.name) if s.state == "running"}
     try:
@@ -165,7 +186,7 @@ def refuse_paused(lab: str) -> None:
     paused = [s.name for s in local_runtime().containers(lab) if s.state == "paused"]
     if paused:
         raise LabctlError(f"{', '.join(paused)} of lab '{lab}' {'is' if len(paused) == 1 else 'are'} paused: "
-                          f"'labctl heal {lab}' unpauses what labctl paused, then run up again")
+                          f"'labctl heal {lab_ref(lab)}' unpauses what labctl paused, then run up again")
 
 
 def _remove_interrupted(lab: str, settle: float = 1.0, timeout: float = 20.0) -> None:
@@ -184,7 +205,8 @@ def apply_changes(lab: Lab, rendered: RenderedLab, running: set[str], progress: 
     # whose config changed is told to reload it (no restart, connections keep going).
     for name in sorted(rendered.changed_blocks()):
         block = lab.blocks.get(name)
-        if block is not None and block.service_base in running:
+        # A block of several nodes (a keepalived pair) is running when any of them is.
+        if block is not None and running & {block.service_base, *block.instances()}:
             block.spec.reload(lab, block, progress)
     _remove_extra_instances(lab, progress)
 
@@ -192,10 +214,14 @@ def apply_changes(lab: Lab, rendered: RenderedLab, running: set[str], progress: 
 def _remove_extra_instances(lab: Lab, progress: Progress) -> None:
     # After a scale-down: containers of this lab that the lab no longer has. They carry
     # this lab's labels, so they are labctl's own; the load balancer has already let go.
+    # Stopped before removed, so a cluster member leaves its cluster instead of vanishing:
+    # a Galera node killed while garbd joins broke the rest into non-Primary singletons.
     expected = {i for b in lab.blocks.values() for i in b.spec.services(b)}
     extra = [s for s in local_runtime().containers(lab.name) if s.name not in expected]
     for state in extra:
-        progress(f"removing {state.name}")
+        progress(f"stopping and removing {state.name}")
+        if state.state == "running":
+            local_runtime().stop(state.container, EXTRA_STOP_TIMEOUT_S)
         local_runtime().remove_container(state.container)
 
 
@@ -283,7 +309,7 @@ def _raise_not_healthy(
             tail = local_runtime().logs_tail(state.container, 15)
             hint = " (137 is SIGKILL: out of memory, or killed)" if "(137)" in state.status_text else ""
             lines += [f"--- {name}: {state.status_text}{hint}; last log lines:", tail or "    (none)"]
-    lines.append(f"Inspect with 'labctl logs {lab}', remove with 'labctl down {lab}'.")
+    lines.append(f"Inspect with 'labctl logs {lab_ref(lab)}', remove with 'labctl down {lab_ref(lab)}'.")
     raise HealthTimeoutError("\n".join(lines), bad)
 
 
@@ -305,7 +331,12 @@ def _lab_status(name: str) -> LabStatus:
     endpoints: dict[str, str] = {}
     for state in services:
         endpoints.update(state.endpoints)
-    return LabStatus(name, f"labctl-{name}", services, endpoints)
+    return LabStatus(name, f"labctl-{name}", services, endpoints, reserved_offset(name))
+
+
+def status_all() -> list[copies.InstanceRow]:
+    """Every lab and copy that has containers: the lab it runs, its owner (the copy's name) and ports."""
+    return [copies.instance_row(s.lab, overall_state(s.services), s.endpoints) for s in status(None)]
 
 
 def logs_command(lab: str, service: str | None, tail: int, follow: bool) -> list[str]:
@@ -314,7 +345,7 @@ def logs_command(lab: str, service: str | None, tail: int, follow: bool) -> list
     compose_file = paths.compose_dir(lab) / "compose.yaml"
     known = {s.name for s in local_runtime().containers(lab)}
     if not known:
-        raise LabctlError(f"lab '{lab}' has no containers; start it with 'labctl up {lab}'")
+        raise LabctlError(f"lab '{lab}' has no containers; start it with 'labctl up {lab_ref(lab)}'")
     if service and service not in known:
         raise LabctlError(f"lab '{lab}' has no service '{service}' (services: {', '.join(sorted(known))})")
     return local_runtime().logs_command(f"labctl-{lab}", compose_file if compose_file.is_file() else None, service,

@@ -54,6 +54,11 @@ def compose_dir(lab: str) -> Path:
     return home_dir() / "compose" / lab
 
 
+def snapshot_file(lab: str) -> Path:
+    """The record of a lab (or copy) as `up` rendered it, which later commands attach to."""
+    return compose_dir(lab) / "labctl-snapshot.json"
+
+
 def runs_dir(lab: str) -> Path:
     """The run journals of one lab."""
     return home_dir() / "runs" / lab

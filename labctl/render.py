@@ -64,9 +64,10 @@ def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
         "lab": lab,
         "project": lab.project,
         "images": images,
-        "lab_file": f"labs/{lab.name}/lab.yaml",
+        "lab_file": f"labs/{lab.lab_name}/lab.yaml",
         "addresses": dns.fixed_addresses(lab),
         "dns": dns,
+        "named_volumes": [(block, name) for block in lab.blocks.values() for name in block.spec.named_volumes(block)],
     }
     try:
         compose = env.get_template("compose.yaml.j2").render(context)

@@ -16,10 +16,9 @@ from typing import Any
 
 from labctl import paths
 from labctl.errors import LabctlError
+from labctl.model.instance import lab_ref, split_instance
 from labctl.model.lab import Block, Lab
 from labctl.runtime import inventory, local_runtime
-
-SNAPSHOT_FILE = "labctl-snapshot.json"
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class RunningLab:
         """The lab's containers; an error saying how to start it when it has none."""
         states = self.states()
         if not states:
-            raise LabctlError(f"lab '{self.name}' is not up; start it with 'labctl up {self.name}'")
+            raise LabctlError(f"lab '{self.name}' is not up; start it with 'labctl up {lab_ref(self.name)}'")
         return states
 
     def endpoint(self, name: str) -> str:
@@ -74,19 +73,21 @@ class RunningLab:
         """One line for commands to print when lab.yaml changed since `up`."""
         if not self.lab_file_changed:
             return None
-        return (f"note: labs/{self.name}/lab.yaml changed since 'labctl up'; acting on the lab as it runs "
-                f"('labctl up {self.name}' applies the new file)")
+        return (f"note: labs/{self.lab.lab_name}/lab.yaml changed since 'labctl up'; acting on the lab as it runs "
+                f"('labctl up {lab_ref(self.name)}' applies the new file)")
 
 
 def write_snapshot(lab: Lab, images: dict[str, str]) -> None:
     """Record the lab as rendered for `up` (or `scale`): what later commands attach to."""
-    snapshot = {
+    snapshot: dict[str, Any] = {
         "lab": lab.name, "title": lab.title, "summary": lab.summary, "folder": str(lab.folder),
         "notes": lab.notes, "bind": lab.bind, "overrides": list(lab.overrides), "images": images,
         "lab_file_sha256": _lab_file_hash(lab.folder),
         "blocks": [{"name": b.name, "kind": b.kind, "params": b.params} for b in lab.blocks.values()],
     }
-    path = paths.compose_dir(lab.name) / SNAPSHOT_FILE
+    if lab.copy:
+        snapshot.update(copy=lab.copy, port_offset=lab.port_offset)
+    path = paths.snapshot_file(lab.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(snapshot, indent=2) + "\n", encoding="utf-8")
 
@@ -104,7 +105,7 @@ def attach(name: str) -> RunningLab:
 
 def _read_snapshot(name: str) -> dict[str, Any] | None:
     try:
-        return dict(json.loads((paths.compose_dir(name) / SNAPSHOT_FILE).read_text(encoding="utf-8")))
+        return dict(json.loads(paths.snapshot_file(name).read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return None
 
@@ -113,7 +114,8 @@ def _lab_of(snapshot: dict[str, Any]) -> Lab:
     blocks = {b["name"]: Block(b["name"], b["kind"], b["params"]) for b in snapshot["blocks"]}
     return Lab(name=snapshot["lab"], title=snapshot["title"], summary=snapshot["summary"],
                folder=Path(snapshot["folder"]), blocks=blocks, notes=snapshot["notes"],
-               bind=snapshot["bind"], overrides=tuple(snapshot["overrides"]))
+               bind=snapshot["bind"], overrides=tuple(snapshot["overrides"]),
+               copy=snapshot.get("copy", ""), port_offset=int(snapshot.get("port_offset", 0)))
 
 
 def _from_lab_file(name: str) -> RunningLab:
@@ -121,6 +123,9 @@ def _from_lab_file(name: str) -> RunningLab:
     from labctl.model.overrides import parse_overrides
     from labctl.render import rendered_state
 
+    lab_name, copy = split_instance(name)
+    if copy:
+        raise LabctlError(f"copy '{copy}' of lab '{lab_name}' is not up; start it with 'labctl up {lab_ref(name)}'")
     state = rendered_state(name) or {}
     lab = load_lab(name, parse_overrides(list(state.get("overrides", []))))
     return RunningLab(lab, dict(state.get("images", {})))

@@ -12,7 +12,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 install_packages() {
   local missing=()
   for cmd_pkg in dockerd:docker.io debootstrap:debootstrap iptables:iptables ip:iproute2 \
-                 tc:iproute2 wrk:wrk hyperfine:hyperfine; do
+                 tc:iproute2 wrk:wrk hyperfine:hyperfine chromium:chromium chromedriver:chromium-driver; do
     command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || missing+=("${cmd_pkg##*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

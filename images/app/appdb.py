@@ -1,11 +1,15 @@
-"""The sample app's database side: POST /write and GET /read/<id> against MySQL or MariaDB.
+"""The sample app's database side: POST /write and GET /read/<id> against MySQL, MariaDB
+or PostgreSQL.
 
-Configured by DB_WRITER ("host:port": the primary, or HAProxy's writer frontend),
-DB_READERS ("host:port[,host:port...]", reads are spread over them; defaults to the
-writer), DB_USER, DB_PASSWORD and DB_NAME (default labctl). Every answer names the MySQL
-node that served it (@@hostname, asked once per connection: through HAProxy a connection
-stays on one server). Errors say what is known: "failed" when nothing can have been
-committed, "unknown" when the COMMIT was sent and its answer never came.
+Configured by DB_ENGINE ("mysql", the default, for MySQL and MariaDB through PyMySQL, or
+"postgres" through pg8000), DB_WRITER ("host:port": the primary, or HAProxy's writer
+frontend), DB_READERS ("host:port[,host:port...]", reads are spread over them; defaults to
+the writer), DB_USER, DB_PASSWORD and DB_NAME (default labctl). The rows live in
+labctl.writes: MySQL's database labctl, or Postgres's schema labctl. Every answer names
+the node that served it (MySQL's @@hostname, Postgres's labctl.node setting; asked once per
+connection: through HAProxy a connection stays on one server). Errors say what is known:
+"failed" when nothing can have been committed, "unknown" when the COMMIT was sent and its
+answer never came.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ try:
     import pymysql
 except ImportError:  # the app still serves its other endpoints without a driver
     pymysql = None
+try:
+    import pg8000.dbapi as pg8000
+except ImportError:
+    pg8000 = None
 
 CONNECT_TIMEOUT_S = float(os.environ.get("DB_CONNECT_TIMEOUT", "1"))
 READ_TIMEOUT_S = float(os.environ.get("DB_READ_TIMEOUT", "5"))
@@ -34,7 +42,8 @@ HANDSHAKE_TIMEOUT_S = float(os.environ.get("DB_HANDSHAKE_TIMEOUT", "2"))
 # retried, so a request never waits for two timeouts.
 FAST_FAILURE_S = 1.0
 MAX_IDLE = 64
-DUPLICATE_KEY = 1062
+MYSQL_DUPLICATE_KEY = 1062
+POSTGRES_UNIQUE_VIOLATION = "23505"
 MAX_ID_LENGTH = 64
 FAILED, UNKNOWN = "failed", "unknown"
 
@@ -63,7 +72,7 @@ class DbError(Exception):
 
 @dataclass
 class Link:
-    """One open connection and the node (@@hostname) at its far end."""
+    """One open connection and the node at its far end (its driver's node_query)."""
 
     conn: Any
     node: str
@@ -73,8 +82,89 @@ class Link:
             self.conn.close()
 
 
+class MySQL:
+    """PyMySQL, for MySQL and MariaDB."""
+
+    package = "PyMySQL"
+    node_query = "SELECT @@hostname"
+
+    @property
+    def module(self) -> Any:
+        return pymysql
+
+    def errors(self) -> tuple[type[BaseException], ...]:
+        return (pymysql.MySQLError, OSError)
+
+    def connect(self, host: str, port: int) -> Any:
+        return pymysql.connect(
+            host=host, port=port, user=os.environ.get("DB_USER", ""), password=os.environ.get("DB_PASSWORD", ""),
+            database=os.environ.get("DB_NAME", "labctl"), connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=HANDSHAKE_TIMEOUT_S, write_timeout=READ_TIMEOUT_S, autocommit=True, charset="utf8mb4")
+
+    def begin(self, conn: Any) -> None:
+        conn.begin()  # autocommit is on for reads: a write opens its transaction itself
+
+    def end_read(self, conn: Any) -> None:
+        pass
+
+    def after_handshake(self, conn: Any) -> None:
+        # Through HAProxy, a connection routed to a server that just died hangs in the
+        # handshake; it gets the short timeout. PyMySQL applies _read_timeout before every
+        # read, so queries get the longer one from here on.
+        conn._read_timeout = READ_TIMEOUT_S
+
+    def is_duplicate(self, exc: BaseException) -> bool:
+        return getattr(exc, "args", (None,))[0] == MYSQL_DUPLICATE_KEY
+
+
+class Postgres:
+    """pg8000, for PostgreSQL: autocommit off, so COMMIT is the statement that acknowledges."""
+
+    package = "pg8000"
+    node_query = "SELECT current_setting('labctl.node', true)"
+
+    @property
+    def module(self) -> Any:
+        return pg8000
+
+    def errors(self) -> tuple[type[BaseException], ...]:
+        return (pg8000.Error, OSError)
+
+    def connect(self, host: str, port: int) -> Any:
+        # pg8000 has one socket timeout for everything: the handshake's short one first.
+        return pg8000.connect(
+            user=os.environ.get("DB_USER", ""), password=os.environ.get("DB_PASSWORD", ""), host=host, port=port,
+            database=os.environ.get("DB_NAME", "postgres"), timeout=HANDSHAKE_TIMEOUT_S)
+
+    def after_handshake(self, conn: Any) -> None:
+        conn.rollback()  # end the transaction the node query opened
+        conn._usock.settimeout(READ_TIMEOUT_S)
+
+    def begin(self, conn: Any) -> None:
+        pass  # the INSERT opens the transaction
+
+    def end_read(self, conn: Any) -> None:
+        conn.rollback()  # no connection is left idle in a transaction
+
+    def is_duplicate(self, exc: BaseException) -> bool:
+        fields = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+        return fields.get("C") == POSTGRES_UNIQUE_VIOLATION
+
+
+DRIVERS = {"mysql": MySQL, "postgres": Postgres}
+
+
+def driver() -> MySQL | Postgres:
+    engine = os.environ.get("DB_ENGINE", "mysql").strip() or "mysql"
+    return DRIVERS[engine]()
+
+
 def _errors() -> tuple[type[BaseException], ...]:
-    return (pymysql.MySQLError, OSError) if pymysql is not None else (OSError,)
+    try:
+        chosen = driver()
+    except KeyError:
+        return (OSError,)
+    return chosen.errors() if chosen.module is not None else (OSError,)
 
 
 @dataclass
@@ -99,19 +189,14 @@ class Pool:
         return self.connect(), False
 
     def connect(self) -> Link:
+        chosen = driver()
         try:
-            conn = pymysql.connect(
-                host=self.host, port=self.port, user=os.environ.get("DB_USER", ""),
-                password=os.environ.get("DB_PASSWORD", ""), database=os.environ.get("DB_NAME", "labctl"),
-                connect_timeout=CONNECT_TIMEOUT_S, read_timeout=HANDSHAKE_TIMEOUT_S, write_timeout=READ_TIMEOUT_S,
-                autocommit=True, charset="utf8mb4")
-            with conn.cursor() as cursor:
-                cursor.execute("SELECT @@hostname")
-                node = str(cursor.fetchone()[0])
-            # Through HAProxy, a connection routed to a server that just died hangs in the
-            # handshake; it gets the short timeout. PyMySQL applies _read_timeout before every
-            # read, so queries get the longer one from here on.
-            conn._read_timeout = READ_TIMEOUT_S
+            conn = chosen.connect(self.host, self.port)
+            cursor = conn.cursor()
+            cursor.execute(chosen.node_query)
+            node = str(cursor.fetchone()[0])
+            cursor.close()
+            chosen.after_handshake(conn)
         except _errors() as exc:
             raise DbError(FAILED, f"connect {self.address}", exc) from exc
         return Link(conn, node)
@@ -188,12 +273,14 @@ def _with_connection(pool: Pool, operation: Callable[[Link], Answer]) -> Answer:
 
 
 def _insert(link: Link, write_id: str, served_by: str) -> Answer:
+    chosen = driver()
     try:
-        link.conn.begin()
-        with link.conn.cursor() as cursor:
-            cursor.execute("INSERT INTO writes (id, served_by) VALUES (%s, %s)", (write_id, served_by))
+        chosen.begin(link.conn)
+        cursor = link.conn.cursor()
+        cursor.execute("INSERT INTO labctl.writes (id, served_by) VALUES (%s, %s)", (write_id, served_by))
+        cursor.close()
     except _errors() as exc:
-        if getattr(exc, "args", (None,))[0] == DUPLICATE_KEY:
+        if chosen.is_duplicate(exc):
             link.conn.rollback()
             return Answer(409, {"id": write_id, "outcome": "duplicate", "error": "id already written"}, link.node)
         # No COMMIT was sent: the server rolls the transaction back when it fails or the link drops.
@@ -207,9 +294,11 @@ def _insert(link: Link, write_id: str, served_by: str) -> Answer:
 
 def _select(link: Link, read_id: str) -> Answer:
     try:
-        with link.conn.cursor() as cursor:
-            cursor.execute("SELECT id, served_by, created_at FROM writes WHERE id = %s", (read_id,))
-            row = cursor.fetchone()
+        cursor = link.conn.cursor()
+        cursor.execute("SELECT id, served_by, created_at FROM labctl.writes WHERE id = %s", (read_id,))
+        row = cursor.fetchone()
+        cursor.close()
+        driver().end_read(link.conn)
     except _errors() as exc:
         raise DbError(FAILED, "select", exc, link.node) from exc
     if row is None:
@@ -227,8 +316,12 @@ def database() -> Database | str:
     writer = os.environ.get("DB_WRITER", "").strip()
     if not writer:
         return "no database configured: set DB_WRITER (and DB_READERS, DB_USER, DB_PASSWORD)"
-    if pymysql is None:
-        return "no MySQL driver in this image (PyMySQL is not installed)"
+    engine = os.environ.get("DB_ENGINE", "mysql").strip() or "mysql"
+    if engine not in DRIVERS:
+        return f"unknown DB_ENGINE {engine!r}: expected one of {', '.join(DRIVERS)}"
+    chosen = driver()
+    if chosen.module is None:
+        return f"no {engine} driver in this image ({chosen.package} is not installed)"
     with _setup:
         if not _database:
             try:

@@ -140,7 +140,7 @@ def _insert(link: Any, ident: str, key: int, served_by: str) -> Any:
                            (ident, key, served_by))
     except appdb._errors() as exc:
         code = getattr(exc, "args", (None,))[0]
-        if code == appdb.DUPLICATE_KEY:
+        if code == appdb.MYSQL_DUPLICATE_KEY:
             return appdb.Answer(409, {"id": ident, "outcome": "duplicate"}, link.node)
         if code == SPIDER_CANNOT_CONNECT:
             raise appdb.DbError(appdb.FAILED, "insert", exc, link.node, retry_safe=False) from exc

@@ -10,6 +10,9 @@ cached address, until the cached answer expires. There is no health checking any
     labclient.py wait ADDRESS             wait until the app there answers /health
     labclient.py load --clients N --duration S [--rate R]
 
+With LABCTL_TARGET_ADDRESS set, every client sends to that address instead of resolving a
+name (a floating address that keepalived moves between load balancers).
+
 `load` prints one line per request on stdout, `time,latency_ms,backend,ok,service_ms`
 (labctl's sample format: latency counts from when the request was due, service from when it
 was sent), and one line per DNS answer on stderr. Standard library only.
@@ -29,6 +32,9 @@ import time
 
 SERVER = os.environ.get("LABCTL_DNS_SERVER", "127.0.0.1")
 NAME = os.environ.get("LABCTL_DNS_NAME", "app.lab.test")
+# Set: every request goes to this address (a floating address that moves between load
+# balancers) and no name is resolved.
+TARGET = os.environ.get("LABCTL_TARGET_ADDRESS", "")
 PORT = int(os.environ.get("LABCTL_APP_PORT", "8000"))
 CONNECT_TIMEOUT = float(os.environ.get("LABCTL_CONNECT_TIMEOUT", "0.5"))
 READ_TIMEOUT = float(os.environ.get("LABCTL_READ_TIMEOUT", "2"))
@@ -118,6 +124,8 @@ class StubClient:
         self.conn_address = ""
 
     def address(self) -> str:
+        if TARGET:
+            return TARGET
         if time.monotonic() >= self.expires or not self.addresses:
             first = not self.addresses
             try:
@@ -152,7 +160,7 @@ class StubClient:
         sent = time.monotonic()
         try:
             conn = self._connection(self.address())
-            conn.request("GET", self.path, headers={"Host": NAME})
+            conn.request("GET", self.path, headers={"Host": TARGET or NAME})
             # The app writes headers and body separately: without a quick ACK, Nagle on its side
             # and delayed ACK on ours add 40 ms to every request on a keep-alive connection.
             if conn.sock is not None and hasattr(socket, "TCP_QUICKACK"):

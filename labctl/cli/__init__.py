@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from labctl.cli import chaos, db, doctor, drill, images, labfiles, lifecycle, load
+from labctl.cli import chaos, check, dashboard, db, doctor, drill, images, labfiles, lifecycle, load
 from labctl.cli.error_handler import mapped_errors
 
 
@@ -33,7 +33,7 @@ def main(debug: bool) -> None:
 
 
 def _add_commands() -> None:
-    for module in (labfiles, lifecycle, images, doctor, load, chaos, drill, db):
+    for module in (labfiles, lifecycle, images, doctor, load, chaos, drill, check, db, dashboard):
         for command in module.COMMANDS:
             main.add_command(command)
 

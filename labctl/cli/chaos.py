@@ -6,7 +6,7 @@ import time
 
 import click
 
-from labctl.cli.options import LazyChoice
+from labctl.cli.options import LazyChoice, as_option
 
 
 def _faults() -> tuple[str, ...]:
@@ -16,6 +16,7 @@ def _faults() -> tuple[str, ...]:
 
 
 @click.command("chaos")
+@as_option
 @click.argument("lab")
 @click.argument("fault", type=LazyChoice(_faults))
 @click.argument("target")
@@ -43,6 +44,7 @@ def chaos_cmd(lab: str, fault: str, target: str, percent: float | None, bandwidt
 
 
 @click.command()
+@as_option
 @click.argument("lab")
 def heal(lab: str) -> None:
     """Revert every fault still active in a lab, remove every rule and qdisc labctl added, and

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from labctl.cli.options import LazyChoice
+from labctl.cli.options import LazyChoice, as_option
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -20,6 +20,7 @@ def db_group() -> None:
 
 
 @db_group.command("status")
+@as_option
 @click.argument("lab")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_cmd(lab: str, as_json: bool) -> None:
@@ -98,6 +99,7 @@ def _short(error: str) -> str:
 
 
 @db_group.command("failover")
+@as_option
 @click.argument("lab")
 @click.option("--to", "target", default=None, metavar="NODE", help="Promote this node (e.g. db-3) instead of "
               "the most advanced replica.")
@@ -125,6 +127,7 @@ def _users() -> tuple[str, ...]:
 
 
 @db_group.command("password")
+@as_option
 @click.argument("lab")
 @click.argument("user", type=LazyChoice(_users), default="app")
 def password_cmd(lab: str, user: str) -> None:
@@ -136,6 +139,7 @@ def password_cmd(lab: str, user: str) -> None:
 
 
 @db_group.command("rejoin")
+@as_option
 @click.argument("lab")
 @click.argument("node", required=False)
 def rejoin_cmd(lab: str, node: str | None) -> None:
@@ -150,6 +154,7 @@ def rejoin_cmd(lab: str, node: str | None) -> None:
 
 
 @db_group.command("check")
+@as_option
 @click.argument("lab")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def check_cmd(lab: str, as_json: bool) -> None:
@@ -184,6 +189,95 @@ def _check_table(report: dict[str, Any]) -> Table:
             table.add_row(row["node"], name, str(values.get("rows", values.get("error", ""))),
                           str(values.get("checksum", "")), "yes" if same_table else "NO", gtids or "-")
     return table
+
+
+@db_group.command("backup")
+@click.argument("lab")
+@click.option("--list", "listing", is_flag=True, help="List the lab's backups instead of taking one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the backup's metadata as JSON.")
+def backup_cmd(lab: str, listing: bool, as_json: bool) -> None:
+    """Take a consistent logical dump of the primary (mysqldump / mariadb-dump --single-transaction)
+    with its binary log position and GTID set, kept in compose/LAB/backups/ID/."""
+    from labctl import console
+    from labctl.db import backup as db_backup
+
+    if listing:
+        _print_backups(lab, as_json)
+        return
+    running = console.attached(lab)
+    running.require_up()
+    with console.progress(f"backup {lab}"):
+        taken = db_backup.take_backup(running.lab)
+    if as_json:
+        click.echo(json.dumps(taken.to_json(), indent=2))
+        return
+    console.out.print(f"{lab}: backup {taken.id} of {taken.node} ({', '.join(taken.databases)}): "
+                      f"{taken.size_bytes} bytes in {taken.seconds:.2f} s, at {taken.binlog_file}:"
+                      f"{taken.binlog_position}, GTIDs {taken.gtid_set or '-'}")
+
+
+@db_group.command("backups")
+@click.argument("lab")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def backups_cmd(lab: str, as_json: bool) -> None:
+    """List the lab's backups, oldest first (the same as 'labctl db backup LAB --list')."""
+    _print_backups(lab, as_json)
+
+
+def _print_backups(lab: str, as_json: bool) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from labctl import console
+    from labctl.db import backup as db_backup
+
+    found = db_backup.list_backups(lab)
+    if as_json:
+        click.echo(json.dumps([b.to_json() for b in found], indent=2))
+        return
+    # Fits 80 columns: the id is the UTC time it was taken; the GTID set is in --json.
+    table = Table(title=f"{lab}: {len(found)} backup(s)", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    for column in ("id", "node", "binlog position", "rows", "bytes", "seconds"):
+        table.add_column(column, no_wrap=True)
+    for b in found:
+        table.add_row(b.id, b.node, f"{b.binlog_file}:{b.binlog_position}",
+                      str(sum(b.tables.values())), str(b.size_bytes), f"{b.seconds:.2f}")
+    console.out.print(table)
+
+
+@db_group.command("restore")
+@click.argument("lab")
+@click.option("--backup", "backup_id", required=True, metavar="ID",
+              help="The backup to restore ('labctl db backups LAB').")
+@click.option("--to-time", default=None, metavar="T", help="Replay the binary logs up to this time "
+              "('2026-12-06 21:30:05', UTC) instead of to their end.")
+@click.option("--before-gtid", default=None, metavar="GTID", help="Replay the binary logs up to, not including, "
+              "this transaction (the GTID of an accidental DROP).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def restore_cmd(lab: str, backup_id: str, to_time: str | None, before_gtid: str | None, as_json: bool) -> None:
+    """Load a backup into the primary and replay its binary logs from the backup's position up to a
+    point (--to-time or --before-gtid; default: all of them); the replicas get it all through
+    replication."""
+    from labctl import console
+    from labctl.db import restore as db_restore
+    from labctl.errors import UsageError
+
+    if to_time is not None and before_gtid is not None:
+        raise UsageError("give --to-time or --before-gtid, not both")
+    until = None if to_time is None else db_restore.parse_time(to_time)
+    running = console.attached(lab)
+    running.require_up()
+    with console.progress(f"restore {lab}") as progress:
+        done = db_restore.restore(running.lab, backup_id, until, before_gtid, progress)  # type: ignore[arg-type]
+    report = done.to_json()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    rows = ", ".join(f"{table} {count}" for table, count in report["rows"].items())
+    console.out.print(f"{lab}: backup {done.backup} restored on {done.node} in {done.seconds:.2f} s (reading "
+                      f"the binary logs {done.scan_s:.2f} s, load {done.load_s:.2f} s, replay of "
+                      f"{done.transactions_replayed} transactions {done.replay_s:.2f} s); rows now: {rows}; "
+                      f"replicas caught up in {done.catch_up_s:.2f} s")
 
 
 COMMANDS: list[click.Command] = [db_group]

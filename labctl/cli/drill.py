@@ -7,8 +7,11 @@ import sys
 
 import click
 
+from labctl.cli.options import as_option
+
 
 @click.command("drill")
+@as_option
 @click.argument("lab")
 @click.argument("name", required=False)
 @click.option("--list", "list_only", is_flag=True, help="List the lab's drills.")

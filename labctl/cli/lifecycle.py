@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
-from labctl.cli.options import profile_option, set_option
+from labctl.cli.options import as_option, profile_option, set_option
 
 
 @click.command()
+@as_option
 @click.argument("lab")
 @set_option
 @profile_option
@@ -30,6 +31,7 @@ def up(lab: str, overrides: tuple[str, ...], profile: str | None, timeout: float
 
 
 @click.command()
+@as_option
 @click.argument("lab", required=False)
 @click.option("--all", "all_labs", is_flag=True, help="Remove every lab labctl started.")
 def down(lab: str | None, all_labs: bool) -> None:
@@ -42,12 +44,19 @@ def down(lab: str | None, all_labs: bool) -> None:
 
 
 @click.command()
+@as_option
 @click.argument("lab", required=False)
+@click.option("--all", "all_copies", is_flag=True, help="One line per lab and copy: its owner, state and ports.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def status(lab: str | None, as_json: bool) -> None:
+def status(lab: str | None, all_copies: bool, as_json: bool) -> None:
     """Show the services of one lab, or of every lab that is up."""
     from labctl import console, lifecycle
 
+    if all_copies:
+        if lab:
+            raise click.UsageError("give a LAB or --all")
+        _show_every_instance(as_json)
+        return
     statuses = lifecycle.status(lab)
     if as_json:
         data: Any = statuses[0].to_json() if lab else [s.to_json() for s in statuses]
@@ -61,7 +70,18 @@ def status(lab: str | None, as_json: bool) -> None:
             console.out.print(f"  {name:8} {url}")
 
 
+def _show_every_instance(as_json: bool) -> None:
+    from labctl import console, lifecycle
+
+    rows = lifecycle.status_all()
+    if as_json:
+        click.echo(json.dumps([row.to_json() for row in rows], indent=2))
+    else:
+        console.out.print(console.instances_table(rows))
+
+
 @click.command()
+@as_option
 @click.argument("lab")
 @click.argument("service", required=False)
 @click.option("--tail", default=100, show_default=True, help="Lines per service to show.")
@@ -75,6 +95,7 @@ def logs(lab: str, service: str | None, tail: int, follow: bool) -> None:
 
 
 @click.command()
+@as_option
 @click.argument("lab")
 @click.argument("spec", metavar="BLOCK=N")
 def scale(lab: str, spec: str) -> None:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
+from labctl.cli.options import as_option
 from labctl.durations import parse_duration
 
 
 @click.command()
+@as_option
 @click.argument("lab")
 @click.option("--users", default=10, show_default=True, help="Concurrent Locust users.")
 @click.option("--spawn-rate", type=float, default=None, help="Users started per second (default: all at once).")
@@ -43,6 +45,7 @@ def load(lab: str, users: int, spawn_rate: float | None, duration: str, rate: fl
 
 
 @click.command()
+@as_option
 @click.argument("lab")
 @click.option("--set", "grid", multiple=True, metavar="KEY=V1,V2", required=True,
               help="A parameter and the values to sweep, e.g. --set app.replicas=1,2,4 (repeat for a grid).")

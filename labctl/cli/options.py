@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,3 +37,24 @@ class LazyChoice(click.Choice):  # type: ignore[type-arg]
     @choices.setter
     def choices(self, value: Sequence[Any]) -> None:
         self._loaded = tuple(value)
+
+
+def as_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--as NAME`: act on the copy NAME of LAB (see labctl.model.instance). The command gets
+    the copy's instance name as its `lab`, so its body is the same for a lab and a copy."""
+
+    @functools.wraps(command)
+    def on_instance(*args: Any, copy: str | None, **kwargs: Any) -> Any:
+        if copy is not None:
+            from labctl.model.instance import instance_name
+
+            if not kwargs.get("lab"):
+                raise click.UsageError("--as NAME needs the LAB it is a copy of")
+            kwargs["lab"] = instance_name(kwargs["lab"], copy)
+        return command(*args, **kwargs)
+
+    return click.option(
+        "--as", "copy", metavar="NAME", default=None,
+        help="Act on the copy NAME of the lab: its own project, folder, runs, passwords and ports "
+        "(`up --as NAME` creates it).",
+    )(on_instance)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from labctl.db import nodes as db
+from labctl.db.drill_backup import DROP_FAULT, BackupSteps, first_failed_at
+from labctl.db.drill_backup import report_rows as backup_rows
 from labctl.db.failover import DETECTION_RULE, AutoFailover, FailoverResult, failover
 from labctl.db.rejoin import rejoin
 from labctl.db.status import heartbeat_lag
@@ -61,6 +63,7 @@ class DbDrill:
         self.auto: AutoFailover | None = None
         self.manual: FailoverResult | None = None
         self.manual_at: float | None = None
+        self.backups = BackupSteps(lab, progress)
 
     def subscribe(self, events: DrillEvents) -> None:
         """Take part in a drill: watch replication while it runs, handle `failover:` steps,
@@ -68,6 +71,8 @@ class DbDrill:
         events.drill_started.add_listener(self.start)
         events.load_finished.add_listener(self.stop)
         events.step_handlers["failover"] = self.step
+        events.step_handlers["backup"] = self.backups.backup_step
+        events.step_handlers["restore"] = self.backups.restore_step
         events.healed.add_listener(self._on_healed)
         events.lab_up_again.add_listener(self._on_up_again)
 
@@ -103,12 +108,18 @@ class DbDrill:
         first = min(stopping, key=lambda f: float(f["at"]), default=None)
         fault_at = float(first["at"]) if first else None
         old = str(first["target"]) if first else None
+        if first and first["fault"] == DROP_FAULT:
+            # The node keeps serving, and the fault's time is when labctl asked for the DROP: the
+            # outage starts when the first write failed on the missing table.
+            fault_at, old = first_failed_at(writes, float(first["at"])), None
         found = present_ids(self.lab, ledger.prefixes(writes)) if writes else set()
         result = ledger.report(writes, found, fault_at, old) if writes else {}
         mode = str(db.db_block(self.lab).params["replication"])
         result["replication"] = {"mode": mode, "fell_back_to_async": self.watch.fell_back,
                                  "max_lag_s": self.watch.max_lag()}
         result["failover"] = self._failover_report(fault_at)
+        if self.backups.report:
+            result["restore"] = self.backups.report
         return result
 
     def _failover_report(self, fault_at: float | None) -> dict[str, Any] | None:
@@ -155,4 +166,4 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"{failover['promotion_s']} s, re-route {failover['reroute_s']} s", ""))
     elif failover.get("error"):
         rows.append((f"failover ({failover['mode']})", f"did not complete: {failover['error']}", ""))
-    return rows
+    return rows + backup_rows(report)

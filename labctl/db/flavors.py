@@ -17,6 +17,11 @@ class Flavor:
     semisync_waits: str = "Rpl_semi_sync_source_no_tx"
     semisync_source_switch: str = "rpl_semi_sync_source_enabled"
     semisync_replica_switch: str = "rpl_semi_sync_replica_enabled"
+    semisync_source_timeout: str = "rpl_semi_sync_source_timeout"
+    semisync_wait_point: str = "rpl_semi_sync_source_wait_point"
+    # (plugin, library) that semi-sync needs loaded; my.cnf loads them when the lab starts semi-sync.
+    semisync_plugins: tuple[tuple[str, str], ...] = (("rpl_semi_sync_source", "semisync_source.so"),
+                                                     ("rpl_semi_sync_replica", "semisync_replica.so"))
     io_running: str = "Replica_IO_Running"
     sql_running: str = "Replica_SQL_Running"
     source_host: str = "Source_Host"
@@ -25,6 +30,16 @@ class Flavor:
     received: str = "Retrieved_Gtid_Set"
     state_variable: str = "@@global.gtid_executed"
     wait_applied: str = "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s) AS timed_out"
+    client: str = "mysql"
+    dump_tool: str = "mysqldump"
+    # The position and GTID set go in the header as comments: GTID_PURGED itself could not be
+    # loaded into a server that has executed transactions, and the dump is loaded into one.
+    dump_options: tuple[str, ...] = ("--source-data=2", "--set-gtid-purged=COMMENTED")
+    binlog_tool: str = "mysqlbinlog"
+    # The server skips a replayed transaction whose GTID it has executed already (it has: the
+    # events were its own), so the replay drops them and each runs as a new transaction.
+    replay_options: tuple[str, ...] = ("--skip-gtids",)
+    replay_filter: str = "cat"
 
     def change_source(self, host: str, user: str, password: str) -> tuple[str, tuple[str, ...]]:
         """CHANGE REPLICATION SOURCE with GTID auto-positioning, and its parameters."""
@@ -74,6 +89,11 @@ class Flavor:
                 extra.append(f"{uuid}:{_ranges(missing)}")
         return ",".join(extra)
 
+    def contains(self, state: str, gtid_set: str) -> bool:
+        """Whether a server whose GTID state is `state` has executed every transaction of `gtid_set`."""
+        mine = _mysql_intervals(state)
+        return all(numbers <= mine.get(uuid, set()) for uuid, numbers in _mysql_intervals(gtid_set).items())
+
     def transactions(self, gtid_set: str) -> int:
         """How many transactions a GTID set holds ('uuid:1-5:7,uuid2:1-3' -> 9)."""
         total = 0
@@ -95,6 +115,9 @@ class MariaDB(Flavor):
     semisync_waits: str = "Rpl_semi_sync_master_no_tx"
     semisync_source_switch: str = "rpl_semi_sync_master_enabled"
     semisync_replica_switch: str = "rpl_semi_sync_slave_enabled"
+    semisync_source_timeout: str = "rpl_semi_sync_master_timeout"
+    semisync_wait_point: str = "rpl_semi_sync_master_wait_point"
+    semisync_plugins: tuple[tuple[str, str], ...] = ()  # built into the server
     io_running: str = "Slave_IO_Running"
     sql_running: str = "Slave_SQL_Running"
     source_host: str = "Master_Host"
@@ -102,6 +125,16 @@ class MariaDB(Flavor):
     received: str = "Gtid_IO_Pos"
     state_variable: str = "@@global.gtid_binlog_state"
     wait_applied: str = "SELECT IF(MASTER_GTID_WAIT(%s, %s) = 0, 0, 1) AS timed_out"
+    client: str = "mariadb"
+    dump_tool: str = "mariadb-dump"
+    dump_options: tuple[str, ...] = ("--master-data=2", "--gtid")
+    binlog_tool: str = "mariadb-binlog"
+    replay_options: tuple[str, ...] = ()
+    # mariadb-binlog has no --skip-gtids: it sets each event's domain, server id and sequence
+    # number, and gtid_strict_mode refuses a sequence number lower than the last one. Without
+    # the last two the server numbers the replayed events as its own new transactions (and a
+    # replica whose server id the events carried would skip them as its own).
+    replay_filter: str = "sed -e '/SET @@session.gtid_seq_no=/d' -e '/SET @@session.server_id=/d'"
 
     def change_source(self, host: str, user: str, password: str) -> tuple[str, tuple[str, ...]]:
         return (
@@ -134,6 +167,11 @@ class MariaDB(Flavor):
         extra = [f"{d}-{s}-{q}" for d, s, q in re.findall(r"(\d+)-(\d+)-(\d+)", replica_state)
                  if theirs.get((d, s), 0) < int(q)]
         return ",".join(extra)
+
+    def contains(self, state: str, gtid_set: str) -> bool:
+        """MariaDB's positions are per domain: the state holds a position when its domain is as far."""
+        mine = _mariadb_positions(state)
+        return all(mine.get(domain, 0) >= seq for domain, seq in _mariadb_positions(gtid_set).items())
 
     def transactions(self, gtid_set: str) -> int:
         """MariaDB positions are domain-server-sequence; sequences count per domain."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from labctl import paths
 from labctl.errors import UsageError
+from labctl.model.instance import lab_ref
 
 USERS = ("root", "repl", "app")
 FOLDER = "secrets"
@@ -45,4 +46,5 @@ def load_secrets(lab: str) -> dict[str, str]:
     try:
         return dict(json.loads(store.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
-        raise UsageError(f"lab '{lab}' has no database passwords at {store}; run 'labctl up {lab}' first") from exc
+        raise UsageError(f"lab '{lab}' has no database passwords at {store}; "
+                         f"run 'labctl up {lab_ref(lab)}' first") from exc

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from labctl.db import nodes as db
 from labctl.db.flavors import Flavor
+from labctl.db.mode import ensure_mode
 from labctl.db.secrets import load_secrets
 from labctl.model.lab import Lab
 
@@ -58,6 +59,8 @@ def ensure_replication(lab: Lab, progress: Progress, timeout: float = 90.0) -> N
         started = time.monotonic()
         set_up(lab, progress)
         progress(f"db: replication set up in {time.monotonic() - started:.1f} s")
+    else:
+        ensure_mode(lab, progress)
     wait_replicating(lab, timeout, progress)
 
 

@@ -188,3 +188,29 @@ def present_ids(block: Block, prefixes: list[str]) -> set[str]:
     for prefix in prefixes:
         found.update(key.removeprefix(KEY_PREFIX) for key in keys_with_prefix(block, KEY_PREFIX + prefix))
     return found
+
+
+def delete_if_value(block: Block, key: str, value: str) -> bool:
+    """Delete `key` only while it still holds `value` (one transaction); whether it was deleted."""
+    compare = {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(value)}
+    body = {"compare": [compare], "success": [{"requestDeleteRange": {"key": _b64(key)}}]}
+    errors: list[str] = []
+    for _, port in member_ports(block):
+        try:
+            return bool(call(port, "/v3/kv/txn", body, timeout=5).get("succeeded"))
+        except EtcdError as exc:
+            errors.append(str(exc))
+    raise EtcdError(f"{block.name}: no member took the transaction on {key}: {'; '.join(errors)}")
+
+
+def value_of(block: Block, key: str) -> str | None:
+    """The value of `key` by a linearizable read, or None when it does not exist."""
+    errors: list[str] = []
+    for _, port in member_ports(block):
+        try:
+            kvs = call(port, "/v3/kv/range", {"key": _b64(key)}, timeout=5).get("kvs", [])
+        except EtcdError as exc:
+            errors.append(str(exc))
+            continue
+        return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+    raise EtcdError(f"{block.name}: no member could read {key}: {'; '.join(errors)}")

@@ -121,8 +121,14 @@ def _minority_acks(writes: list[ledger.Write], old: str, start: float, end: floa
 
 
 def _reads_of(writes: list[ledger.Write], member: str, start: float, end: float) -> dict[str, int]:
-    # Read-backs asked of one member between two times (a read-back follows its write's ack).
-    counts = ledger.stale_reads([w for w in writes if w.read_node == member and start <= w.done <= end])
+    # Read-backs asked of one member after `start` (a read-back follows its write's ack) and
+    # answered before `end`: a linearizable read held by a cut-off leader is answered only once
+    # the heal lets it reach the majority again, and that answer is not one it gave alone.
+    def within(write: ledger.Write) -> bool:
+        answered = write.read_done if write.read_done is not None else write.done
+        return write.read_node == member and start <= write.done and answered <= end
+
+    counts = ledger.stale_reads([w for w in writes if within(w)])
     return {key: counts[key] for key in ("reads", "stale", "failed")}
 
 

@@ -23,6 +23,7 @@ from labctl.experiments.load import (
     write_run,
 )
 from labctl.experiments.timeline import Sample, bucket, degradation
+from labctl.model.instance import lab_ref
 from labctl.model.lab import lab_folder
 from labctl.model.schema import schema_errors
 from labctl.model.yamlsource import dotted, load_yaml_file
@@ -213,7 +214,7 @@ def refuse_active_faults(lab: str) -> None:
         named = ", ".join(f"{f.fault} {f.target} (since {time.strftime('%H:%M:%S', time.localtime(f.at))}, "
                           f"id {f.id})" for f in active)
         raise LabctlError(f"lab '{lab}' still has {len(active)} fault(s) from an earlier 'labctl chaos': "
-                          f"{named}; revert {'it' if len(active) == 1 else 'them'} with 'labctl heal {lab}', "
+                          f"{named}; revert {'it' if len(active) == 1 else 'them'} with 'labctl heal {lab_ref(lab)}', "
                           "then run the drill again")
 
 
@@ -230,8 +231,8 @@ def refuse_other_shape(running: RunningLab, drill: Drill) -> None:
     runs = ", ".join(f"{'.'.join(o.path)}={json.dumps(now[o.text])}" for o in wrong)
     sets = " ".join(f"--set {o.text}" for o in wanted)
     raise LabctlError(f"drill '{drill.name}' needs lab '{running.name}' up with {', '.join(drill.up_with)} "
-                      f"(it runs with {runs}); run 'labctl up {running.name} {sets}' first "
-                      f"('labctl up {running.name}' goes back to the lab file's values)")
+                      f"(it runs with {runs}); run 'labctl up {lab_ref(running.name)} {sets}' first "
+                      f"('labctl up {lab_ref(running.name)}' goes back to the lab file's values)")
 
 
 def running_value(running: RunningLab, path: tuple[str, ...]) -> Any:
@@ -273,7 +274,7 @@ def _wait_until_up(running: RunningLab, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while (state := lifecycle.overall_state(running.states())) != "up":
         if state == "down":
-            raise LabctlError(f"lab '{running.name}' is not up; start it with 'labctl up {running.name}'")
+            raise LabctlError(f"lab '{running.name}' is not up; start it with 'labctl up {lab_ref(running.name)}'")
         if time.monotonic() > deadline:
             return False
         time.sleep(0.5)

@@ -46,6 +46,7 @@ class Write:
     stale: bool | None = None  # the read-back after an ack: True when the replica lacked the row
     read_node: str = ""  # who answered the read-back
     read_failed: bool = False  # a read-back was tried and got no usable answer
+    read_done: float | None = None  # when the read-back's answer came (users that record it)
 
 
 def write_outcome(status: int, app_outcome: str | None, refused: bool) -> str:
@@ -88,7 +89,8 @@ def parse_line(line: str) -> Write:
     return Write(id=str(data["id"]), run=str(data["run"]), sent=float(data["sent"]), done=float(data["done"]),
                  status=int(data["status"]), outcome=outcome, node=str(data.get("node") or ""),
                  stale=None if stale is None else bool(stale), read_node=str(data.get("read_node") or ""),
-                 read_failed="read_status" in data and stale is None)
+                 read_failed="read_status" in data and stale is None,
+                 read_done=float(data["read_done"]) if data.get("read_done") is not None else None)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

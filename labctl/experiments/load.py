@@ -21,6 +21,7 @@ from typing import Any
 from labctl import lifecycle, paths
 from labctl.errors import LabctlError, UsageError
 from labctl.experiments.timeline import Sample, bucket, draw_chart, parse_samples, percentile, write_timeline
+from labctl.model.instance import lab_ref
 from labctl.model.lab import lab_folder
 from labctl.runtime import inlab
 
@@ -91,7 +92,8 @@ def require_up(lab: str, state: str | None = None) -> None:
     """Refuse a lab that is not up (its `state`, when already known)."""
     state = state or lab_state(lab)
     if state != "up":
-        raise LoadError(f"lab '{lab}' is {state}; start it with 'labctl up {lab}' (see 'labctl status {lab}')")
+        ref = lab_ref(lab)
+        raise LoadError(f"lab '{lab}' is {state}; start it with 'labctl up {ref}' (see 'labctl status {ref}')")
 
 
 def endpoint_url(lab: str, endpoint: str) -> str:

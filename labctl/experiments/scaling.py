@@ -13,6 +13,7 @@ from typing import Any
 from labctl import lifecycle
 from labctl.errors import LabctlError, UsageError
 from labctl.experiments.load import LoadOptions, check_options, new_run_dir, run_load
+from labctl.model.instance import lab_ref
 from labctl.model.lab import Lab, load_lab
 from labctl.model.overrides import parse_overrides
 from labctl.render import render_lab, rendered_state
@@ -44,7 +45,7 @@ def parse_scale(spec: str) -> tuple[str, int]:
 def _rendered_state(lab: str) -> dict[str, Any]:
     state = rendered_state(lab)
     if state is None or not local_runtime().containers(lab):
-        raise LabctlError(f"lab '{lab}' is not up; start it with 'labctl up {lab}'")
+        raise LabctlError(f"lab '{lab}' is not up; start it with 'labctl up {lab_ref(lab)}'")
     return state
 
 
@@ -132,7 +133,7 @@ def _restore(lab_name: str, keys: list[str], was_down: bool, before: dict[str, A
         lifecycle.down(lab_name)
         return f"{lab_name} is down again, as before the sweep"
     if before is None:  # up, but rendered from another LABCTL_HOME: its own overrides are unknown
-        return (f"{lab_name} stays at the sweep's last combination; 'labctl up {lab_name}' with its own "
+        return (f"{lab_name} stays at the sweep's last combination; 'labctl up {lab_ref(lab_name)}' with its own "
                 "--set values brings it back")
     progress("bringing the lab back as it was")
     lab = load_lab(lab_name, parse_overrides(list(before.get("overrides", []))))

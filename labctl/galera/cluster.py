@@ -22,6 +22,9 @@ SYNCED = "4"
 WSREP_KEYS = ("wsrep_cluster_status", "wsrep_cluster_size", "wsrep_local_state", "wsrep_local_state_comment",
               "wsrep_ready", "wsrep_connected", "wsrep_last_committed", "wsrep_cluster_conf_id",
               "wsrep_local_cert_failures", "wsrep_local_bf_aborts")
+# `db status` is read by a person or a test, not timed: a node busy on a loaded machine is
+# slow to answer, which is not the same as down.
+STATUS_TIMEOUT_S = 5.0
 # The drill's probes write here, one row per probe, never into the ledger's table.
 PROBE_TABLE = ("CREATE TABLE IF NOT EXISTS labctl.probes (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
                "node VARCHAR(64) NOT NULL, at DOUBLE NOT NULL)")
@@ -76,11 +79,11 @@ def node_view(lab: Lab, node: Node, timeout: float = 1.0) -> NodeView:
     return NodeView(node.name, node.port, True, {k: values.get(k, "") for k in WSREP_KEYS}, at=at)
 
 
-def cluster_views(lab: Lab, block: Block) -> list[NodeView]:
+def cluster_views(lab: Lab, block: Block, timeout: float = 1.0) -> list[NodeView]:
     """Every node's view, asked in parallel, node 1 first."""
     found = nodes(lab, block)
     with ThreadPoolExecutor(max_workers=len(found)) as pool:
-        return list(pool.map(lambda node: node_view(lab, node), found))
+        return list(pool.map(lambda node: node_view(lab, node, timeout), found))
 
 
 def writer_of(views: list[NodeView]) -> str | None:
@@ -94,9 +97,11 @@ def members(block: Block) -> int:
 
 
 def whole(views: list[NodeView], count: int, size: int | None = None) -> bool:
-    """Every one of `count` nodes synced, all in one Primary component of `size` members
-    (`count` when there is no arbitrator)."""
-    return len(views) == count and all(v.synced and v.size == (size or count) for v in views)
+    """Every one of `count` nodes synced, all in the same Primary component (one view) of
+    `size` members (`count` when there is no arbitrator). A node that joined by SST can list
+    fewer incoming addresses than members for minutes, so the size is what is counted."""
+    return (len(views) == count and len({v.wsrep.get("wsrep_cluster_conf_id") for v in views}) == 1
+            and all(v.synced and v.size == (size or count) for v in views))
 
 
 def wait_whole(lab: Lab, block: Block, timeout: float, progress: Progress) -> list[NodeView]:
@@ -113,13 +118,18 @@ def wait_whole(lab: Lab, block: Block, timeout: float, progress: Progress) -> li
             shown = line
         if time.monotonic() > deadline:
             raise DbError(f"{block.name} did not form one synced cluster of {_votes(block)} within "
-                          f"{timeout:.0f} s: {line}")
+                          f"{timeout:.0f} s: {line} ({_membership(views)})")
         time.sleep(0.5)
 
 
 def _votes(block: Block) -> str:
     arbitrator = " and the arbitrator" if block.params.get("arbitrator") else ""
     return f"{block.node_count} nodes{arbitrator}"
+
+
+def _membership(views: list[NodeView]) -> str:
+    return "; ".join(f"{v.name} sees view {v.wsrep.get('wsrep_cluster_conf_id') or '?'} of {v.size}"
+                     for v in views if v.reachable)
 
 
 def describe(views: list[NodeView]) -> str:
@@ -150,7 +160,7 @@ def ensure_cluster(lab: Lab, block: Block, progress: Progress, timeout: float) -
 
 def status(lab: Lab, block: Block) -> dict[str, Any]:
     """`labctl db status`: each node's component, cluster size and local state."""
-    views = cluster_views(lab, block)
+    views = cluster_views(lab, block, STATUS_TIMEOUT_S)
     rows = []
     for view in views:
         row: dict[str, Any] = {"node": view.name, "port": view.port, "reachable": view.reachable}
@@ -189,7 +199,7 @@ def arbitrator_row(block: Block, views: list[NodeView]) -> dict[str, Any]:
 
 def present_ids(lab: Lab, block: Block, prefixes: list[str]) -> set[str]:
     """The ids of the ledger's runs present on a synced node (any: they hold the same rows)."""
-    views = cluster_views(lab, block)
+    views = cluster_views(lab, block, STATUS_TIMEOUT_S)
     name = writer_of(views)
     if name is None:
         raise DbError(f"no synced {block.name} node to read the writes back from; see 'labctl db status'")

@@ -8,13 +8,27 @@ line here; a kind kept outside labctl (a test's, an instructor's) calls `registe
 from __future__ import annotations
 
 from labctl.errors import LabctlError
-from labctl.kinds import app, db, dns, etcd, galera, group, haproxy, master_master, nginx, redis, shards
+from labctl.kinds import (
+    app,
+    db,
+    dns,
+    etcd,
+    galera,
+    group,
+    haproxy,
+    keepalived,
+    master_master,
+    nginx,
+    patroni,
+    redis,
+    shards,
+)
 from labctl.kinds.base import BlockKind
 
 REGISTRY: dict[str, BlockKind] = {
     kind.name: kind for kind in (app.KIND, nginx.KIND, haproxy.KIND, db.KIND, dns.KIND, dns.CLIENT,
                               etcd.KIND, galera.KIND, group.KIND, master_master.KIND, shards.KIND,
-                              redis.KIND)
+                              redis.KIND, patroni.KIND, keepalived.KIND)
 }
 
 

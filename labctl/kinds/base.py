@@ -55,6 +55,8 @@ class BlockKind:
     # A database that speaks MySQL: the app may write to it, and a haproxy block in front of it
     # routes with this template (None: not a database).
     mysql_router: ClassVar[str | None] = None
+    # The URL scheme of that database's endpoints, as a router in front of it shows them.
+    database_scheme: ClassVar[str] = "mysql"
     # Holds the lab's data (a database member, a voting arbitrator beside it): its services are
     # the nodes a design needs, as `labctl compare` counts them.
     stores_data: ClassVar[bool] = False
@@ -115,6 +117,14 @@ class BlockKind:
     def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
         """Problems in what this block names of other blocks (the schema has passed)."""
         return []
+
+    def named_volumes(self, block: Block) -> list[str]:
+        """Named volumes the block's services mount (kept when a container is recreated)."""
+        return []
+
+    def lab_subnet(self, block: Block) -> str | None:
+        """The subnet the lab network must have for the block's fixed addresses (None: any)."""
+        return None
 
     def prepare_folder(self, lab: Lab, block: Block, folder: Path) -> None:
         """Files made once per rendered folder besides the templates (secrets, certificates)."""
@@ -218,7 +228,7 @@ def blocks_of(blocks: dict[str, BlockData], kind: str) -> list[str]:
 
 
 def database_blocks(blocks: dict[str, BlockData]) -> list[str]:
-    """Names of the (raw, validated) blocks of every kind that is a MySQL database."""
+    """Names of the (raw, validated) blocks of every kind that is a database the app can write to."""
     from labctl.kinds import REGISTRY
 
     return [name for name, block in blocks.items()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from labctl.durations import DURATION
+from labctl.durations import DURATION, parse_duration
 from labctl.errors import LabctlError, UsageError
 from labctl.kinds.base import (
     BlockData,
@@ -98,7 +98,7 @@ class DbKind(BlockKind):
         DbDrill(lab, progress).subscribe(events)
 
     def faults(self) -> dict[str, Injector]:
-        return {"replica-delay": _replica_delay}
+        return {"replica-delay": _replica_delay, "drop-table": _drop_table}
 
     def load_report(self, lab: Lab, block: Block, run_dir: Path, started: float, ended: float,
                     progress: Progress) -> dict[str, Any]:
@@ -117,10 +117,14 @@ class DbKind(BlockKind):
         return report_rows(report)
 
     def drill_steps(self) -> dict[str, Any]:
-        return {"failover": {"enum": ["auto", "now"]}}
+        return {"failover": {"enum": ["auto", "now"]}, "backup": {"const": "now"},
+                "restore": {"const": "before-drop", "description": "before-drop (restore the drill's backup "
+                            "to just before the DROP of the ledger's table)"}}
 
     def drill_expectations(self) -> dict[str, Expectation]:
-        return ledger_expectations()
+        return {**ledger_expectations(), "restore_within": Expectation(
+            DURATION, lambda m: m.get("restore", {}).get("seconds"),
+            lambda e, o: o is not None and o <= parse_duration(str(e)))}
 
 
 def _replica_delay(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
@@ -135,6 +139,19 @@ def _replica_delay(name: str, params: dict[str, Any], lab: str) -> list[list[str
         raise LabctlError(f"{name} did not take a replication delay of {seconds} s: is it a db replica? "
                           f"{result.output.strip()[-200:]}")
     return [["exec", *_db_client(flavor.delay_statements(0))]]
+
+
+def _drop_table(name: str, params: dict[str, Any], lab: str) -> list[list[str]]:
+    """The accident a backup is for: DROP TABLE of the ledger's table. Nothing can revert it but
+    a restore (`labctl db restore`, or a drill's `restore: before-drop` step)."""
+    from labctl.db.drill_backup import LEDGER_TABLE
+    from labctl.runtime import local_runtime
+
+    result = local_runtime().exec(name, _db_client([f"DROP TABLE {LEDGER_TABLE}"]))
+    if result.exit_code != 0:
+        raise LabctlError(f"{name} did not drop {LEDGER_TABLE}: is it the db primary, and is the table there? "
+                          f"{result.output.strip()[-200:]}")
+    return []
 
 
 def _db_client(statements: list[str]) -> list[str]:

@@ -66,11 +66,12 @@ def _records_problems(name: str, block: BlockData, blocks: dict[str, BlockData])
 
 def network_pool(lab: Lab) -> dict[str, str]:
     """The lab network's subnet and the upper half Docker may hand out to other containers,
-    so a dynamic address never takes one of the fixed ones (empty without dns)."""
-    block = dns_block(lab)
-    if block is None:
+    so a dynamic address never takes one of the fixed ones (empty when no block needs fixed
+    addresses: a dns block's records, a keepalived block's floating address)."""
+    subnet = next((s for b in lab.blocks.values() if (s := b.spec.lab_subnet(b)) is not None), None)
+    if subnet is None:
         return {}
-    network = ipaddress.ip_network(str(block.params["subnet"]))
+    network = ipaddress.ip_network(subnet)
     return {"subnet": str(network), "ip_range": str(list(network.subnets(prefixlen_diff=1))[1])}
 
 
@@ -99,6 +100,9 @@ class DnsKind(BlockKind):
     defaults: ClassVar[dict[str, Any]] = {"zone": "lab.test", "ttl": 5, "subnet": "10.213.130.0/24"}
     config_files = ("named.conf", "db.zone")
     serves_names = True
+
+    def lab_subnet(self, block: Block) -> str | None:
+        return str(block.params["subnet"])
 
     def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
         first = blocks_of(blocks, self.name)[0]
@@ -150,11 +154,13 @@ _ZONE = "/var/lib/bind/db.zone"
 
 
 class ClientKind(BlockKind):
-    """An in-lab client that resolves names through the lab's dns block; load is sent from it."""
+    """An in-lab client that resolves names through the lab's dns block, or sends to a keepalived
+    block's floating address; load is sent from it."""
 
     name = "client"
     properties: ClassVar[dict[str, Any]] = {
         "dns": {"type": "string", "description": "the name of a dns block"},
+        "floating_ip_of": {"type": "string", "description": "the name of a keepalived block"},
         "connect_timeout": DURATION,
         "read_timeout": DURATION,
     }
@@ -165,7 +171,12 @@ class ClientKind(BlockKind):
         return DnsKind.name  # the client ships in the dns image
 
     def reference_problems(self, name: str, block: BlockData, blocks: dict[str, BlockData]) -> list[FieldProblem]:
-        return reference(name, block, "dns", blocks_of(blocks, DnsKind.name), "a dns block")
+        if "floating_ip_of" not in block:
+            return reference(name, block, "dns", blocks_of(blocks, DnsKind.name), "a dns block")
+        if "dns" in block:
+            return [((name, "floating_ip_of"), "a client resolves a name (dns) or sends to a floating address "
+                     "(floating_ip_of), not both")]
+        return reference(name, block, "floating_ip_of", blocks_of(blocks, "keepalived"), "a keepalived block")
 
 
 KIND = DnsKind()

@@ -43,14 +43,20 @@ class EtcdKind(BlockKind):
     names_backends = False
     target_roles = ("leader", "followers")
 
+    def named_volumes(self, block: Block) -> list[str]:
+        # A member recreated with a fresh data dir would try to bootstrap a cluster that already
+        # has it ("member has already been bootstrapped"); its volume keeps its identity.
+        return [f"{member}-data" for member in block.instances()]
+
     def node_count(self, params: BlockData) -> int:
         return int(params.get("members", 3))
 
     def endpoint_urls(self, lab: Lab, block: Block, endpoint: str, port: int, node: int | None) -> dict[str, str]:
         urls = node_urls(lab, block, "http", port, node)
-        if node in (None, 0):
+        if node in (None, 0) and not _holds_locks_only(lab, block):
             # `http` is where `labctl load` and drills point Locust: member 1; the etcd user
-            # finds the other members from there and fails over between them itself.
+            # finds the other members from there and fails over between them itself. A store
+            # of locks is not what the load writes to: `http` is then the app's.
             urls = {"http": f"http://{lab.bind}:{port}", **urls}
         return urls
 
@@ -93,6 +99,8 @@ class EtcdKind(BlockKind):
     def subscribe(self, lab: Lab, block: Block, events: DrillEvents, progress: Progress) -> None:
         from labctl.etcd.drill_etcd import EtcdDrill
 
+        if _holds_locks_only(lab, block):
+            return
         EtcdDrill(lab, block, progress).subscribe(events)
 
     def load_environment(self, lab: Lab, block: Block) -> dict[str, str]:
@@ -103,7 +111,7 @@ class EtcdKind(BlockKind):
         from labctl.etcd.drill_etcd import writes_report
         from labctl.experiments import ledger
 
-        if not any(run_dir.glob(ledger.LEDGER_GLOB)):
+        if not any(run_dir.glob(ledger.LEDGER_GLOB)) or _holds_locks_only(lab, block):
             return {}
         progress("reading every write back from the cluster")
         return {"db": writes_report(lab, block, run_dir, [])}
@@ -124,6 +132,13 @@ class EtcdKind(BlockKind):
                 {"type": "integer", "minimum": 0}, lambda m: (m.get("election") or {}).get("minority_commits"),
                 lambda e, o: o is not None and o <= e),
         }
+
+
+def _holds_locks_only(lab: Lab, block: Block) -> bool:
+    # A failover manager's store (Patroni's leader lock: a block naming it as its `dcs`): the
+    # load's writes go to the database beside it, whose kind reads them back; this block must
+    # not claim them as its own.
+    return any(other.params.get("dcs") == block.name for other in lab.blocks.values())
 
 
 KIND = EtcdKind()

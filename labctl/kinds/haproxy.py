@@ -98,7 +98,8 @@ class HaproxyKind(LoadBalancerKind):
 
     def endpoint_urls(self, lab: Lab, block: Block, endpoint: str, port: int, node: int | None) -> dict[str, str]:
         if endpoint in ("writer", "reader"):
-            return {endpoint: f"mysql://{lab.bind}:{port}"}
+            scheme = lab.blocks[str(block.params["backends"])].spec.database_scheme
+            return {endpoint: f"{scheme}://{lab.bind}:{port}"}
         suffix = "/stats" if endpoint == "stats" else ""
         return {endpoint: f"http://{lab.bind}:{port}{suffix}"}
 

@@ -162,7 +162,7 @@ class EtcdWriteUser(User):
             status, answer = post(0, "/v3/kv/range", body, TIMEOUT_S, self.read_connection)
         except (OSError, http.client.HTTPException) as exc:
             error, self.read_connection = exc, None
-        entry.update(read_status=status, read_node=member)
+        entry.update(read_status=status, read_node=member, read_done=time.time())
         # The gateway leaves out "kvs" when the key is not there.
         entry["stale"] = not answer.get("kvs") if status == 200 else None
         if status != 200:

@@ -118,11 +118,11 @@ class RedisWriteUser(User):
                     connection.command("ASKING")
                 return connection.command(*command), port
             except Redirect as redirect:
-                kind = "moved" if redirect.code == "MOVED" else "ask"
-                counts[kind] += 1
-                if kind == "moved":
+                moved = redirect.code == "MOVED"
+                counts["moved" if moved else "ask"] += 1
+                if moved:
                     self.slots.owners[slot] = redirect.port
-                port, asking = redirect.port, kind == "ask"
+                port, asking = redirect.port, not moved
             except (OSError, ConnectionError):
                 self._drop(port)
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from labctl import kinds, paths
 from labctl.errors import LabConfigError, LabNotFoundError, Problem
 from labctl.kinds.base import BlockKind
+from labctl.model.instance import reserved_offset, split_instance, with_port_offset
 from labctl.model.overrides import Override, apply_overrides, override_for
 from labctl.model.schema import (
     META_KEYS,
@@ -73,7 +75,7 @@ class Block:
 class Lab:
     """A validated lab: metadata, building blocks in file order, and where it came from."""
 
-    name: str
+    name: str  # the instance it runs as: the lab's own name, or LAB--COPY (labctl.model.instance)
     title: str
     summary: str
     folder: Path
@@ -81,6 +83,13 @@ class Lab:
     notes: str = ""
     bind: str = "127.0.0.1"
     overrides: tuple[str, ...] = field(default=())
+    copy: str = ""  # the NAME of `up --as NAME`, for a copy
+    port_offset: int = 0  # added to every published host port of a copy
+
+    @property
+    def lab_name(self) -> str:
+        """The name of the lab folder this instance runs (a copy's lab, not the copy)."""
+        return self.folder.name
 
     @property
     def project(self) -> str:
@@ -90,6 +99,11 @@ class Lab:
     @property
     def guide(self) -> Path:
         return self.folder / "README.md"
+
+    def guides(self) -> dict[str, Path]:
+        """The lab's guide in each language it is written in: en (README.md), ko (README.ko.md)."""
+        found = {"en": self.guide, "ko": self.folder / "README.ko.md"}
+        return {lang: path for lang, path in found.items() if path.is_file()}
 
     def blocks_of(self, kind: str) -> list[Block]:
         """The blocks of one kind, in file order."""
@@ -168,7 +182,9 @@ def _block_summary(name: str, value: Any) -> str:
 
 
 def lab_folder(name: str) -> Path:
-    """The folder of a lab by name; an unknown name lists the labs there are."""
+    """The folder of a lab by name (or by a copy's instance name); an unknown name lists the
+    labs there are."""
+    name = split_instance(name)[0]
     folder = paths.labs_dir() / name
     if not (folder / "lab.yaml").is_file():
         known = ", ".join(list_lab_names()) or "none"
@@ -177,7 +193,8 @@ def lab_folder(name: str) -> Path:
 
 
 def load_lab(name: str, overrides: list[Override] | None = None) -> Lab:
-    """Load, override and validate a lab; every problem is reported at once."""
+    """Load, override and validate a lab; every problem is reported at once. `name` may be a
+    copy's instance name (`lb-nginx--alice`): its ports then move by the offset it was placed at."""
     folder = lab_folder(name)
     display = _display_path(folder / "lab.yaml")
     doc = load_yaml_file(folder / "lab.yaml", display)
@@ -186,7 +203,11 @@ def load_lab(name: str, overrides: list[Override] | None = None) -> Lab:
     problems = [_problem(doc, overrides, p, s) for p, s in validate_lab_data(data)]
     if problems:
         raise LabConfigError(problems)
-    return _build_lab(name, folder, data, overrides)
+    lab = _build_lab(name, folder, data, overrides)
+    copy = split_instance(name)[1]
+    if not copy:
+        return lab
+    return with_port_offset(dataclasses.replace(lab, copy=copy), reserved_offset(name))
 
 
 def _display_path(path: Path) -> str:

@@ -94,9 +94,9 @@ class Runtime(Protocol):
     # One container, named as `ServiceState.container` names it.
     def exec(self, container: str, argv: list[str], detach: bool = False) -> ExecResult:
         """Run a command in a running container and wait for it (or not, with detach)."""
-    def exec_command(self, container: str, argv: list[str]) -> list[str]:
-        """The command line that runs `argv` in a container with its output on our stdout,
-        for callers that stream it from a subprocess."""
+    def exec_command(self, container: str, argv: list[str], stdin: bool = False) -> list[str]:
+        """The command line that runs `argv` in a container with its output on our stdout (and,
+        with stdin, our stdin on its), for callers that stream it through a subprocess."""
     def exec_in_netns(self, container: str, argv: list[str], image: str) -> str:
         """Run a command in a container's network namespace from a helper container of `image`
         with NET_ADMIN (lab images need no network tools); returns its output."""
@@ -120,6 +120,10 @@ class Runtime(Protocol):
         """running, paused, exited, ... as the engine says now."""
     def labels(self, container: str) -> dict[str, str]:
         """A container's labels."""
+    def finished_at(self, container: str) -> float | None:
+        """When a container's main process last ended, as the engine recorded it (None: never)."""
+    def timestamped_logs(self, container: str, tail: int = 500) -> list[tuple[float, str]]:
+        """(time the engine received it, text) of a container's last log lines."""
     def address(self, container: str) -> NetworkAddress:
         """A container's address on its (first) network."""
     def processes(self, container: str) -> list[tuple[str, str]]:

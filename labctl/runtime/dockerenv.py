@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+from pathlib import Path
 from typing import Any
 
 from labctl.errors import DockerUnavailableError
@@ -150,8 +151,23 @@ def _container_on_port(port: int) -> str | None:
 def _process_on_port(port: int) -> str | None:
     if shutil.which("ss") is None:
         return None
-    result = run(["ss", "-Hltnp", f"sport = :{port}"], check=False, timeout=10)
-    return parse_ss_holder(result.stdout)
+    listening = run(["ss", "-Hltnp", f"sport = :{port}"], check=False, timeout=10)
+    if holder := parse_ss_holder(listening.stdout):
+        return holder
+    # Nothing listens, yet the bind failed: a connection was given this port as its local
+    # (ephemeral) port, which the kernel does for any port in ip_local_port_range.
+    connected = run(["ss", "-Htnp", "state", "connected", f"sport = :{port}"], check=False, timeout=10)
+    holder = parse_ss_holder(connected.stdout)
+    return f"a connection of {holder} that uses it as its local port" if holder else None
+
+
+def ephemeral_port_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> range | None:
+    """The ports the kernel hands out as local ports of outgoing connections, when it says."""
+    try:
+        low, high = (int(field) for field in path.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return range(low, high + 1)
 
 
 def parse_ss_holder(output: str) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import math
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -91,18 +93,25 @@ class LocalCompose:
             return ExecResult(0, "")
         return ExecResult(int(result.exit_code), bytes(result.output or b"").decode("utf-8", "replace"))
 
-    def exec_command(self, container: str, argv: list[str]) -> list[str]:
-        """`docker exec CONTAINER ARGV...`, for a subprocess that streams its output."""
-        return ["docker", "exec", container, *argv]
+    def exec_command(self, container: str, argv: list[str], stdin: bool = False) -> list[str]:
+        """`docker exec [-i] CONTAINER ARGV...`, for a subprocess that streams its output (and input)."""
+        return ["docker", "exec", *(["-i"] if stdin else []), container, *argv]
 
     def exec_in_netns(self, container: str, argv: list[str], image: str) -> str:
         """A helper container of `image` in the target's network namespace, with NET_ADMIN."""
-        with engine_call(f"{argv[0]} in {container}'s network namespace"):
-            output = docker_client().containers.run(
-                image, argv, network_mode=f"container:{container}", cap_add=["NET_ADMIN"],
-                remove=True, stdout=True, stderr=True, labels=HELPER_LABEL,
-            )
-        return bytes(output).decode("utf-8", "replace")
+        what = f"{argv[0]} in {container}'s network namespace"
+        with engine_call(what):
+            helper = docker_client().containers.create(image, argv, network_mode=f"container:{container}",
+                                                       cap_add=["NET_ADMIN"], labels=HELPER_LABEL)
+            try:
+                helper.start()
+                exit_code = int(helper.wait()["StatusCode"])
+                output = bytes(helper.logs(stdout=True, stderr=True)).decode("utf-8", "replace")
+            finally:
+                _remove_quietly(helper)
+        if exit_code != 0:
+            raise EngineError(f"{what}: exit {exit_code}: {output.strip()[-300:]}")
+        return output
 
     def kill(self, container: str, signal: str | None = None) -> None:
         """`docker kill` (with a signal, when given)."""
@@ -110,9 +119,9 @@ class LocalCompose:
             _get(container).kill(**({"signal": signal} if signal else {}))
 
     def stop(self, container: str, timeout: float) -> None:
-        """`docker stop -t TIMEOUT`."""
+        """`docker stop -t TIMEOUT` (the engine takes whole seconds)."""
         with engine_call(f"stop {container}"):
-            _get(container).stop(timeout=timeout)
+            _get(container).stop(timeout=math.ceil(timeout))
 
     def start(self, container: str) -> None:
         """`docker start`."""
@@ -122,7 +131,7 @@ class LocalCompose:
     def restart(self, container: str, timeout: float) -> None:
         """`docker restart -t TIMEOUT`."""
         with engine_call(f"restart {container}"):
-            _get(container).restart(timeout=timeout)
+            _get(container).restart(timeout=math.ceil(timeout))
 
     def pause(self, container: str) -> None:
         """`docker pause`."""
@@ -154,6 +163,22 @@ class LocalCompose:
         with engine_call(f"inspect {container}"):
             return dict(_get(container).labels)
 
+    def finished_at(self, container: str) -> float | None:
+        """State.FinishedAt as epoch seconds."""
+        with engine_call(f"inspect {container}"):
+            text = str(_get(container).attrs["State"].get("FinishedAt") or "")
+        return None if not text or text.startswith("0001-") else engine_time(text)
+
+    def timestamped_logs(self, container: str, tail: int = 500) -> list[tuple[float, str]]:
+        """`docker logs --timestamps --tail N`, each line split into its time and its text."""
+        with engine_call(f"logs of {container}"):
+            raw = bytes(_get(container).logs(timestamps=True, tail=tail))
+        lines = []
+        for line in raw.decode("utf-8", "replace").splitlines():
+            stamp, _, text = line.partition(" ")
+            lines.append((engine_time(stamp), text))
+        return lines
+
     def address(self, container: str) -> NetworkAddress:
         """The container's address and gateway on its first network."""
         with engine_call(f"inspect {container}"):
@@ -173,6 +198,13 @@ class LocalCompose:
         return inventory.container_logs_tail(container, lines)
 
 
+def engine_time(text: str) -> float:
+    """An engine timestamp (RFC 3339 with nanoseconds, UTC) as epoch seconds, to the microsecond."""
+    seconds, _, fraction = text.rstrip("Z").partition(".")
+    stamp = datetime.datetime.fromisoformat(seconds).replace(tzinfo=datetime.timezone.utc)
+    return stamp.timestamp() + float(f"0.{fraction[:6] or 0}")
+
+
 def _get(container: str) -> Any:
     return docker_client().containers.get(container)
 
@@ -186,3 +218,11 @@ def _remove_network(network: Any, removal: Removal) -> None:
     except docker.errors.APIError as exc:
         # A container labctl did not create is still attached: leave both alone.
         removal.kept.append(f"network {network.name}: {exc.explanation}")
+
+
+def _remove_quietly(helper: Any) -> None:
+    # SDK-side `remove=True` skips the removal when the wait is interrupted; this never does.
+    import docker.errors
+
+    with contextlib.suppress(docker.errors.APIError):
+        helper.remove(force=True)

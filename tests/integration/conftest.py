@@ -90,3 +90,17 @@ def served_by(url: str, requests: int) -> list[str]:
         with urllib.request.urlopen(url, timeout=5) as response:
             names.append(response.headers["X-Served-By"])
     return names
+
+
+def lab_for_module(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, lab: str,
+                   *up_args: str) -> Cli:
+    """A module's one lab: up once with a private home, down (and nothing of it left) at the end."""
+    runner = Cli(tmp_path_factory.mktemp(lab) / "home")
+
+    def cleanup() -> None:
+        runner.run("down", lab)
+        assert lab_objects(lab) == []
+
+    request.addfinalizer(cleanup)
+    runner.ok("up", lab, *up_args)
+    return runner

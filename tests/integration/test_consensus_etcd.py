@@ -14,6 +14,7 @@ import pytest
 
 from labctl.etcd.cluster import cluster_view
 from labctl.model.lab import load_lab
+from labctl.runtime.dockerenv import docker_client
 from tests.integration.conftest import Cli, lab_objects
 
 LAB = "consensus-etcd"
@@ -95,3 +96,16 @@ def test_a_cut_off_leader_serves_stale_serializable_reads(etcd_lab: Cli) -> None
     cut_off = report["election"]["old_leader_reads"]
     # Every write the majority acknowledged while it was cut off is missing from its copy.
     assert cut_off["reads"] > 20 and cut_off["stale"] >= 0.9 * cut_off["reads"]
+
+
+def test_members_recreated_with_another_setting_keep_their_data_and_their_cluster(etcd_lab: Cli) -> None:
+    member = "labctl-consensus-etcd-etcd-2"
+    created = docker_client().containers.get(member).attrs["Created"]
+    assert docker_client().containers.get(member).exec_run(["etcdctl", "put", "labctl/kept", "yes"]).exit_code == 0
+    etcd_lab.ok("up", LAB, "--set", "etcd.election_timeout=2s")
+    assert docker_client().containers.get(member).attrs["Created"] != created  # a new container...
+    kept = docker_client().containers.get(member).exec_run(["etcdctl", "get", "--print-value-only", "labctl/kept"])
+    assert kept.output.decode().strip() == "yes"  # ... on the same data, in the same cluster
+    view = _view()
+    assert view.leader and len(view.healthy) == 3
+    etcd_lab.ok("up", LAB)

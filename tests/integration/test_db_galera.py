@@ -111,7 +111,8 @@ def test_a_drill_for_two_nodes_names_the_up_it_needs(galera_lab: Cli) -> None:
 def test_two_nodes_plus_arbitrator_keep_quorum_when_a_node_dies(galera_lab: Cli) -> None:
     galera_lab.ok("up", LAB, "--set", "galera.nodes=2", "--set", "galera.arbitrator=true")
     status = _status(galera_lab)
-    assert status["whole"] and [(n["node"], n["wsrep_cluster_size"]) for n in status["nodes"]] == [
+    assert status["whole"], status["nodes"]
+    assert [(n["node"], n["wsrep_cluster_size"]) for n in status["nodes"]] == [
         ("galera-1", "3"), ("galera-2", "3"), ("galera-arbitrator", "3")]
     report = _drill(galera_lab, "two-nodes-plus-arbitrator")
     galera = report["galera"]

@@ -76,6 +76,11 @@ def test_up_sets_up_gtid_replication(home: Cli, flavor: str) -> None:
     # A second `up` of a running lab keeps its replication as it is.
     home.ok("up", "db-replication", "--set", f"db.flavor={flavor}")
     assert db_status(home, "db-replication")["primary"] == "db-1"
+    if flavor == "mysql":  # the guide's checkpoint: read-backs from async replicas are often stale
+        checked = json.loads(home.ok("check", "db-replication", "stale-reads-without-delay", "--json"))
+        [checkpoint] = checked["checkpoints"]
+        assert checked["passed"], checkpoint["expectations"]
+        assert checkpoint["runs"]["load"]["figures"]["lost_writes"] == 0
 
 
 def test_manual_failover_fences_the_old_primary_and_moves_writes(home: Cli) -> None:
@@ -259,3 +264,27 @@ def test_replica_lag_drill_counts_stale_reads(home: Cli) -> None:
 def test_db_commands_on_a_lab_without_a_db(home: Cli) -> None:
     result = home.run("db", "status", "single-server")
     assert result.returncode == 2 and "has no db block" in result.stderr
+
+
+@pytest.mark.parametrize("flavor", ["mysql", "mariadb"])
+def test_up_switches_a_running_lab_between_async_and_semisync(home: Cli, flavor: str) -> None:
+    from labctl.db.mode import semisync_in_use
+
+    home.ok("up", "db-semisync", "--set", f"db.flavor={flavor}", "--set", "db.replication=async")
+    lab = running_lab("db-semisync")
+    kind, primary = db.lab_flavor(lab), db.nodes(lab)[0]
+    assert not semisync_in_use(lab, primary, kind)
+    # Progress lines are throttled without a terminal: the nodes' own switches say what happened.
+    home.ok("up", "db-semisync", "--set", f"db.flavor={flavor}", "--set", "db.semisync_timeout=1s")
+    lab = running_lab("db-semisync")
+    assert semisync_in_use(lab, primary, kind)
+    # Semi-sync for real: with no replica receiving, a commit waits out the timeout.
+    for replica in db.nodes(lab)[1:]:
+        db.execute(lab, replica, ["STOP REPLICA IO_THREAD"])
+    started = time.monotonic()
+    assert post_write(8160, f"switched-{flavor}")["outcome"] == "ack"
+    assert time.monotonic() - started >= 0.9, "the commit did not wait for a semi-sync acknowledgement"
+    for replica in db.nodes(lab)[1:]:
+        db.execute(lab, replica, ["START REPLICA IO_THREAD"])
+    home.ok("up", "db-semisync", "--set", f"db.flavor={flavor}", "--set", "db.replication=async")
+    assert not semisync_in_use(running_lab("db-semisync"), primary, kind)

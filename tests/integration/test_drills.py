@@ -49,7 +49,7 @@ def drill_lab(cli: Cli, tmp_path: Path) -> Cli:
     labs = tmp_path / "labs"
     shutil.copytree(REPO / "labs" / "single-server", labs / "single-server")
     drills = labs / "single-server" / "drills"
-    drills.mkdir()
+    drills.mkdir(exist_ok=True)
     (drills / "kill-only-server.yaml").write_text(
         "title: kill the only server\nload: {users: 4, duration: 8s}\n"
         "steady_state: {max_error_rate: 0.01, max_p95_ms: 2000, window: 2s}\n"

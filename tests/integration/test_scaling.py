@@ -58,3 +58,16 @@ def test_sweep_gives_a_lab_that_was_up_its_own_value_back(cli: Cli) -> None:
     assert "scale-vertical is back as it was before the sweep: app.cpus=1.5" in out
     assert cpus() == 1.5  # not the sweep's last value, 2
     assert json.loads(cli.ok("status", "scale-vertical", "--json"))["state"] == "up"
+
+
+def test_check_runs_a_scaling_checkpoint_and_refuses_bad_input(cli: Cli) -> None:
+    down = cli.run("check", "scale-horizontal", "even-spread")
+    assert down.returncode == 1 and "lab 'scale-horizontal' is down" in down.stderr
+    assert not (cli.home / "runs" / "scale-horizontal").exists()
+    cli.ok("up", "scale-horizontal")
+    unknown = cli.run("check", "scale-horizontal", "double")
+    assert unknown.returncode == 1
+    assert "no checkpoint 'double' (checkpoints: more-replicas, even-spread)" in unknown.stderr
+    out = cli.ok("check", "scale-horizontal", "even-spread")
+    assert "PASS even-spread" in out and "load.max_backend_share in [0.45, 0.56]" in out
+    assert "1 of 1 checkpoints passed; run folder: " in out

@@ -1,6 +1,6 @@
-"""The app's DB side (images/app/appdb.py) against a scripted stand-in for PyMySQL: which
-failures are "failed" and which "unknown", and when a request may be retried on a fresh
-connection. The real servers are exercised in tests/integration/test_db_app.py."""
+"""The app's DB side (images/app/appdb.py) against a scripted stand-in for PyMySQL and for
+pg8000: which failures are "failed" and which "unknown", and when a request may be retried
+on a fresh connection. The real servers are exercised in tests/integration/test_db_app.py."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ APPDB = Path(__file__).resolve().parents[2] / "images" / "app" / "appdb.py"
 
 
 class FakeMySQLError(Exception):
-    """Stands for pymysql.MySQLError: args[0] is the error code."""
+    """Stands for pymysql.MySQLError (args[0] is the error code) and for pg8000's Error."""
+
+
+def duplicate_error(engine: str) -> FakeMySQLError:
+    if engine == "postgres":  # pg8000 puts the server's error fields in a dict, C the SQLSTATE
+        return FakeMySQLError({"S": "ERROR", "C": "23505", "M": "duplicate key value violates unique constraint"})
+    return FakeMySQLError(1062, "Duplicate entry")
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Server:
     """What a fake server at one address does: which step fails, and what it has stored."""
 
     name: str
+    engine: str = "mysql"
     fail: dict[str, FakeMySQLError] = field(default_factory=dict)
     rows: dict[str, str] = field(default_factory=dict)
     connections: int = 0
@@ -49,23 +56,27 @@ class FakeCursor:
         server.statements.append(verb)
         if verb in server.fail:
             raise server.fail[verb]
-        if verb == "select" and "@@hostname" in statement:
+        if verb == "select" and ("@@hostname" in statement or "labctl.node" in statement):
             self.result = (server.name,)
         elif verb == "select":
             self.result = (params[0], server.rows[params[0]], None) if params[0] in server.rows else None
         elif verb == "insert":
             if params[0] in server.rows:
-                raise FakeMySQLError(1062, "Duplicate entry")
+                raise duplicate_error(server.engine)
             self.conn.pending = params
 
     def fetchone(self) -> Any:
         return self.result
+
+    def close(self) -> None:
+        return None
 
 
 class FakeConn:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.pending: tuple[str, ...] | None = None
+        self._usock = SimpleNamespace(settimeout=lambda seconds: None)  # pg8000's socket
 
     def cursor(self) -> FakeCursor:
         return FakeCursor(self)
@@ -82,14 +93,16 @@ class FakeConn:
             self.server.rows[self.pending[0]] = self.pending[1]
 
     def rollback(self) -> None:
+        self.server.statements.append("rollback")
         self.pending = None
 
     def close(self) -> None:
         return None
 
 
-@pytest.fixture()
-def appdb(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, dict[str, Server]]]:
+@pytest.fixture(params=["mysql", "postgres"])
+def appdb(request: pytest.FixtureRequest,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, dict[str, Server]]]:
     # No __pycache__ in images/app: the image's inputs digest covers every file there.
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     spec = importlib.util.spec_from_file_location("appdb_under_test", APPDB)
@@ -97,7 +110,8 @@ def appdb(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, dict[st
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    servers = {"db1": Server("node-1"), "db2": Server("node-2"), "db3": Server("node-3")}
+    engine = str(request.param)
+    servers = {f"db{n}": Server(f"node-{n}", engine) for n in (1, 2, 3)}
 
     def connect(host: str, **_: object) -> FakeConn:
         server = servers[host]
@@ -107,6 +121,8 @@ def appdb(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, dict[st
         return FakeConn(server)
 
     monkeypatch.setattr(module, "pymysql", SimpleNamespace(MySQLError=FakeMySQLError, connect=connect))
+    monkeypatch.setattr(module, "pg8000", SimpleNamespace(Error=FakeMySQLError, connect=connect))
+    monkeypatch.setenv("DB_ENGINE", engine)
     monkeypatch.setenv("DB_WRITER", "db1:3306")
     monkeypatch.setenv("DB_READERS", "db2:3306,db3:3306")
     yield module, servers
@@ -193,3 +209,27 @@ def test_no_database_configured(appdb: tuple[ModuleType, dict[str, Server]],
 def test_bad_ids(appdb: tuple[ModuleType, dict[str, Server]], bad: str) -> None:
     module, _ = appdb
     assert call(module, "POST", "/write", id=bad).status == 400
+
+
+def test_a_postgres_read_ends_its_transaction(appdb: tuple[ModuleType, dict[str, Server]]) -> None:
+    module, servers = appdb
+    servers["db2"].rows["r1"] = "app-9"
+    assert call(module, "GET", "/read/r1").status == 200
+    if servers["db2"].engine == "postgres":  # autocommit off: no connection idles in a transaction
+        assert servers["db2"].statements[-1] == "rollback"
+
+
+def test_an_unknown_engine_is_named(appdb: tuple[ModuleType, dict[str, Server]],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    module, _ = appdb
+    monkeypatch.setenv("DB_ENGINE", "oracle")
+    answer = call(module, "POST", "/write", id="w1")
+    assert answer.status == 503 and "unknown DB_ENGINE 'oracle'" in answer.body["error"]
+
+
+def test_a_missing_driver_is_named(appdb: tuple[ModuleType, dict[str, Server]],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    module, servers = appdb
+    monkeypatch.setattr(module, "pg8000" if servers["db1"].engine == "postgres" else "pymysql", None)
+    answer = call(module, "POST", "/write", id="w1")
+    assert answer.status == 503 and "driver in this image" in answer.body["error"]

@@ -18,8 +18,10 @@ from labctl.errors import DockerUnavailableError
 from labctl.runtime.dockerenv import (
     compose_verdict,
     engine_advice,
+    ephemeral_port_range,
     parse_compose_version,
     parse_ss_holder,
+    port_holder,
     port_is_free,
 )
 
@@ -64,6 +66,27 @@ def test_ss_holder_parsing() -> None:
     assert parse_ss_holder(line) == "process nginx (pid 4242)"
     assert parse_ss_holder("LISTEN 0 511 127.0.0.1:8080 0.0.0.0:*\n") is None
     assert parse_ss_holder("") is None
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs iproute2's ss")
+def test_a_port_held_as_a_connections_local_port_is_busy_and_its_holder_named() -> None:
+    with socket.socket() as server, socket.socket() as client:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        client.connect(server.getsockname())
+        local_port = client.getsockname()[1]
+        assert not port_is_free(local_port)
+        holder = port_holder(local_port) or ""
+        assert holder.startswith("a connection of process ") and f"(pid {os.getpid()})" in holder, holder
+
+
+def test_the_ephemeral_port_range_is_read_from_the_kernel_setting(tmp_path: Path) -> None:
+    setting = tmp_path / "ip_local_port_range"
+    setting.write_text("32768\t60999\n")
+    assert ephemeral_port_range(setting) == range(32768, 61000)
+    setting.write_text("garbage\n")
+    assert ephemeral_port_range(setting) is None
+    assert ephemeral_port_range(tmp_path / "absent") is None
 
 
 def _wrapped(inner: OSError) -> requests.exceptions.ConnectionError:

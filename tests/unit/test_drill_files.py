@@ -30,7 +30,7 @@ def test_bad_drill_reports_every_problem(tmp_path: Path, monkeypatch: pytest.Mon
     assert [str(p) for p in info.value.problems] == [
         "labs/x/drills/bad.yaml:7 expect.max_failed: unknown key 'max_failed', did you mean 'max_failed_requests'?",
         "labs/x/drills/bad.yaml:4 steps[0].fault: expected one of kill, stop, start, restart, pause, unpause, "
-        "partition, loss, bandwidth, latency, slow, fail, cpu-hog, replica-delay, withdraw, got 'explode'",
+        "partition, loss, bandwidth, latency, slow, fail, cpu-hog, replica-delay, drop-table, withdraw, got 'explode'",
     ]
     (tmp_path / "x" / "drills" / "late.yaml").write_text(
         "title: late\nload: {duration: 10s}\nsteps:\n  - {at: 12s, heal: true}\n  - {at: 1s}\n")
@@ -39,7 +39,7 @@ def test_bad_drill_reports_every_problem(tmp_path: Path, monkeypatch: pytest.Mon
     assert [str(p) for p in info.value.problems] == [
         "labs/x/drills/late.yaml:4 steps[0].at: expected a time before the end of the load (10s)",
         "labs/x/drills/late.yaml:5 steps[1]: a step needs one of: fault (with a target), heal, failover, "
-        "conflicting_updates, duplicate_key, reshard",
+        "backup, restore, conflicting_updates, duplicate_key, reshard",
     ]
 
 

@@ -111,3 +111,20 @@ def test_election_report_times_the_new_leader_and_counts_minority_commits() -> N
 
 def test_a_range_end_covers_exactly_a_prefix() -> None:
     assert cluster.prefix_end("labctl/writes/run-") == "labctl/writes/run."
+
+
+def test_the_cut_off_leaders_reads_count_only_those_it_answered_before_the_heal() -> None:
+    def read_back(id_: str, done: float, read_done: float | None, stale: bool | None) -> ledger.Write:
+        return ledger.Write(id_, "r", done - 0.01, done, 200, ledger.ACK, "etcd-2", stale=stale,
+                            read_node="etcd-1", read_failed=stale is None, read_done=read_done)
+
+    writes = [
+        read_back("before-the-cut", 9.5, 9.6, False),
+        read_back("timed-out-alone", 12.0, 13.0, None),
+        read_back("held-until-the-heal", 15.8, 16.2, False),  # answered once it reached the majority
+        read_back("answered-alone", 11.0, 11.1, True),
+    ]
+    assert drill_etcd._reads_of(writes, "etcd-1", 10.0, 16.0) == {"reads": 1, "stale": 1, "failed": 1}
+    line = ('{"id": "x", "run": "r", "sent": 1.0, "done": 1.1, "status": 200, "outcome": "ack", '
+            '"stale": false, "read_status": 200, "read_node": "etcd-1", "read_done": 1.5}')
+    assert ledger.parse_line(line).read_done == 1.5

@@ -21,7 +21,7 @@ galera:
   nodes: 9
   sst: xtrabackup
   suspect_timeout: 500ms
-  publish: {mysql: 33191}
+  publish: {mysql: 13191}
 app:
   kind: app
   database: nowhere
@@ -128,8 +128,11 @@ def test_up_waits_for_the_arbitrator_in_the_cluster_size_and_status_counts_it() 
               "wsrep_cluster_conf_id": "7"}
     without = [NodeView(f"galera-{i}", i, True, {**synced, "wsrep_cluster_size": "2"}) for i in (1, 2)]
     counted = [NodeView(f"galera-{i}", i, True, {**synced, "wsrep_cluster_size": "3"}) for i in (1, 2)]
+    # Mid-change, the two can be in different views: not one component yet.
+    apart = [counted[0], NodeView("galera-2", 2, True, {**counted[1].wsrep, "wsrep_cluster_conf_id": "8"})]
     assert cluster.members(block) == 3
     assert not whole(without, 2, cluster.members(block)) and whole(counted, 2, cluster.members(block))
+    assert not whole(apart, 2, cluster.members(block))
     assert cluster.arbitrator_row(block, counted)["wsrep_cluster_size"] == "3"
     assert cluster.arbitrator_row(block, without)["error"] == "garbd is not counted in any Primary component"
 

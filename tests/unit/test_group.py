@@ -23,7 +23,7 @@ GROUP = "381c7114-b6aa-5309-835f-376daf2f9ba3"
 
 def _view(name: str, states: list[tuple[str, str, str]], read_only: bool = False) -> MemberView:
     members = [{"id": f"uuid-{host}", "host": host, "state": state, "role": role} for host, state, role in states]
-    return MemberView(name, 33201, True, members, f"uuid-{name}", read_only)
+    return MemberView(name, 13201, True, members, f"uuid-{name}", read_only)
 
 
 def test_a_primary_alone_in_its_view_is_not_writable() -> None:
@@ -55,7 +55,7 @@ def test_the_group_name_is_a_uuid_stable_per_lab_and_block() -> None:
 
 def _probe(name: str, samples: list[dict[str, Any]]) -> drill_group.MemberProbe:
     probe = drill_group.MemberProbe.__new__(drill_group.MemberProbe)
-    probe.node = Node(name, "127.0.0.1", 33201)
+    probe.node = Node(name, "127.0.0.1", 13201)
     probe.samples = samples
     return probe
 

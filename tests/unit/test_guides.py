@@ -11,13 +11,13 @@ from rich.cells import cell_len
 
 from labctl import console
 
-GUIDES = sorted((Path(__file__).parents[2] / "labs").glob("*/README.md"))
+GUIDES = sorted((Path(__file__).parents[2] / "labs").glob("*/README*.md"))
 
 
 def source_words(markdown: str) -> list[str]:
     """The words a reader must see: Markdown syntax (link targets, emphasis, code fences, table
     rules and pipes, list and quote markers) removed."""
-    text = re.sub(r"^```.*$", "", markdown, flags=re.MULTILINE)
+    text = re.sub(r"^\s*```.*$", "", markdown, flags=re.MULTILINE)  # fences, in list items too
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
     text = re.sub(r"<(https?://[^>]*)>", r"\1", text)
     text = re.sub(r"^\s*\|?[\s:|-]+\|[\s:|-]*$", "", text, flags=re.MULTILINE)

@@ -80,7 +80,7 @@ def test_a_block_that_names_an_invalid_block_adds_no_second_problem(labs_root: P
 
 
 def test_invalid_db_and_dns_blocks_add_no_second_problem(labs_root: Path) -> None:
-    write_lab(labs_root, "inv", "title: t\nsummary: s\ndb:\n  kind: db\n  flavor: oracle\n  publish: {mysql: 33060}\n"
+    write_lab(labs_root, "inv", "title: t\nsummary: s\ndb:\n  kind: db\n  flavor: oracle\n  publish: {mysql: 13060}\n"
               "router:\n  kind: haproxy\n  backends: db\n  mode: tcp\n"
               "app:\n  kind: app\n  database: db\n  database_via: router\n"
               "dns:\n  kind: dns\n  records: app\n  ttl: -1\nclient:\n  kind: client\n  dns: dns\n"
@@ -103,7 +103,8 @@ def test_missing_title_and_block_kind(labs_root: Path) -> None:
     assert problems_of("k") == [
         "k/lab.yaml:1 missing required key 'title'",
         "k/lab.yaml:2 web: building block 'web' needs a kind "
-        "(one of app, nginx, haproxy, db, dns, client, etcd, galera, group, master-master, shards, redis)",
+        "(one of app, nginx, haproxy, db, dns, client, etcd, galera, group, master-master, shards, redis, patroni, "
+        "keepalived)",
     ]
 
 
@@ -146,7 +147,8 @@ def test_overrides_are_validated_and_named_in_errors() -> None:
 
 
 def test_a_set_naming_a_block_by_its_kind_names_the_block() -> None:
-    kinds = "one of app, nginx, haproxy, db, dns, client, etcd, galera, group, master-master, shards, redis"
+    kinds = ("one of app, nginx, haproxy, db, dns, client, etcd, galera, group, master-master, shards, redis, patroni, "
+             "keepalived")
     assert problems_of("nginx-features", ["nginx.cache=on", "web.replicas=2"]) == [
         f"--set nginx.cache=on nginx: building block 'nginx' needs a kind ({kinds}); "
         "this lab's nginx block is named 'lb'",
@@ -182,6 +184,24 @@ def test_every_shipped_lab_validates_and_has_a_guide(name: str) -> None:
     lab = load_lab(name)
     assert lab.guide.is_file(), f"{name} has no README.md guide"
     assert lab.title and lab.summary
+
+
+# Linux's default net.ipv4.ip_local_port_range starts here: a port at or above it can be
+# held by any outgoing connection's local end, and `up` then fails at random.
+FIRST_EPHEMERAL_PORT = 32768
+
+
+@pytest.mark.parametrize("name", list_lab_names())
+def test_every_shipped_lab_publishes_below_the_ephemeral_port_range(name: str) -> None:
+    lab = load_lab(name)
+    published = {
+        f"{block.name}.publish.{endpoint}": port
+        for block in lab.blocks.values()
+        for endpoint in block.publish
+        for port in block.host_ports(endpoint)
+    }
+    high = {key: port for key, port in published.items() if port >= FIRST_EPHEMERAL_PORT}
+    assert not high, f"{name} publishes ports in the ephemeral range: {high}"
 
 
 def test_defaults_are_filled_in() -> None:

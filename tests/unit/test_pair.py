@@ -23,7 +23,7 @@ db:
   kind: master-master
   auto_increment_offsets: sometimes
   replicas: 3
-  publish: {mysql: 33211}
+  publish: {mysql: 13211}
 """
 # Recorded from db-2 of db-master-master after the duplicate-key drill (MySQL 9.7).
 WORKER_LOG = (

@@ -18,12 +18,12 @@ from labctl.runtime.inventory import ServiceState
 from tests.unit.test_lab_validation import labs_root, problems_of, write_lab  # noqa: F401
 
 NODES = """\
-aaa 172.22.0.4:36371@46371,127.0.0.1 myself,master - 0 0 1 connected 0-5460 [5461->-bbb]
-bbb 172.22.0.2:36372@46372,127.0.0.1 master - 0 1796318702157 2 connected 5461-10922
-ccc 172.22.0.6:36373@46373,127.0.0.1 master - 0 1796318702286 3 connected 10923-16383
-ddd 172.22.0.5:36374@46374,127.0.0.1 slave ccc 0 1796318702157 3 connected
-eee 172.22.0.3:36375@46375,127.0.0.1 slave aaa 0 1796318702378 1 connected
-fff 172.22.0.7:36376@46376,127.0.0.1 slave bbb 0 1796318702054 2 connected
+aaa 172.22.0.4:16371@46371,127.0.0.1 myself,master - 0 0 1 connected 0-5460 [5461->-bbb]
+bbb 172.22.0.2:16372@46372,127.0.0.1 master - 0 1796318702157 2 connected 5461-10922
+ccc 172.22.0.6:16373@46373,127.0.0.1 master - 0 1796318702286 3 connected 10923-16383
+ddd 172.22.0.5:16374@46374,127.0.0.1 slave ccc 0 1796318702157 3 connected
+eee 172.22.0.3:16375@46375,127.0.0.1 slave aaa 0 1796318702378 1 connected
+fff 172.22.0.7:16376@46376,127.0.0.1 slave bbb 0 1796318702054 2 connected
 """
 
 
@@ -52,24 +52,24 @@ def test_timeouts_and_wait_are_checked(labs_root: Path, fields: str, problem: st
 def test_the_lab_renders_six_nodes_announcing_the_host_address() -> None:
     lab = load_lab("kv-redis-cluster")
     block = lab.blocks["redis"]
-    assert block.node_count == 6 and block.host_ports("client") == list(range(36371, 36377))
-    assert lab.endpoint_urls()["http"] == "redis://127.0.0.1:36371"
+    assert block.node_count == 6 and block.host_ports("client") == list(range(16371, 16377))
+    assert lab.endpoint_urls()["http"] == "redis://127.0.0.1:16371"
     compose = render_files(lab, {"redis": "labctl/redis:local"})["compose.yaml"]
-    assert '"127.0.0.1:36376:36376"' in compose and "--cluster-announce-hostname" in compose
+    assert '"127.0.0.1:16376:16376"' in compose and "--cluster-announce-hostname" in compose
     assert '- "2000"' in compose  # the lab's node timeout, in ms
 
 
 def test_cluster_nodes_are_parsed_with_ranges_and_migrating_slots_left_out() -> None:
     peers = cluster.parse_nodes(NODES)
-    assert [(p.port, p.is_master, p.slots) for p in peers[:3]] == [(36371, True, 5461), (36372, True, 5462),
-                                                                   (36373, True, 5461)]
+    assert [(p.port, p.is_master, p.slots) for p in peers[:3]] == [(16371, True, 5461), (16372, True, 5462),
+                                                                   (16373, True, 5461)]
     assert peers[0].serves(0) and not peers[0].serves(5461) and peers[4].master_id == "aaa"
 
 
 def _view(at: float, nodes: str = NODES) -> ClusterView:
     peers = cluster.parse_nodes(nodes)
-    states = [NodeState(f"redis-{i}", 36370 + i, True, "ok", 16384, 6, 3, peers) for i in range(1, 7)]
-    names = {p.node_id: f"redis-{p.port - 36370}" for p in peers}
+    states = [NodeState(f"redis-{i}", 16370 + i, True, "ok", 16384, 6, 3, peers) for i in range(1, 7)]
+    names = {p.node_id: f"redis-{p.port - 16370}" for p in peers}
     return ClusterView(at, states, names)
 
 
@@ -113,8 +113,8 @@ def test_key_slots_follow_the_cluster_spec() -> None:
 
 def test_commands_are_encoded_as_resp_arrays_and_redirects_parsed() -> None:
     assert resp.encode(("SET", "k", 1)) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n1\r\n"
-    redirect = resp.Redirect("ASK 3999 127.0.0.1:36372")
-    assert (redirect.code, redirect.slot, redirect.host, redirect.port) == ("ASK", 3999, "127.0.0.1", 36372)
+    redirect = resp.Redirect("ASK 3999 127.0.0.1:16372")
+    assert (redirect.code, redirect.slot, redirect.host, redirect.port) == ("ASK", 3999, "127.0.0.1", 16372)
 
 
 def test_a_peer_counts_slots_over_its_ranges() -> None:

@@ -128,7 +128,7 @@ def test_spider_front_renders_a_node_and_points_the_app_at_it() -> None:
     lab = _spider_lab("hash")
     files = render_files(lab, {"app": "labctl/app:local", "mariadb": "labctl/mariadb:local"})
     service = yaml.safe_load(files["compose.yaml"])["services"]["shards-spider"]
-    assert service["ports"] == ["127.0.0.1:33165:3306"] and service["labels"]["io.labctl.role"] == "spider"
+    assert service["ports"] == ["127.0.0.1:13165:3306"] and service["labels"]["io.labctl.role"] == "spider"
     assert "plugin_load_add = ha_spider" in files["shards/shards-spider.cnf"]
     assert "spider_conn_recycle_mode = 1" in files["shards/shards-spider.cnf"]
     assert json.loads(files["shards/shardmap.json"])["front"] == {"name": "shards-spider",
@@ -138,7 +138,7 @@ def test_spider_front_renders_a_node_and_points_the_app_at_it() -> None:
 
 def test_spider_front_needs_mariadb_and_a_port(labs_root: Path) -> None:  # noqa: F811
     write_lab(labs_root, "s", "title: t\nsummary: s\nshards:\n  kind: shards\n  flavor: mysql\n  front: spider\n"
-              "  publish: {mysql: 33161}\n")
+              "  publish: {mysql: 13161}\n")
     assert problems_of("s") == [
         "s/lab.yaml:6 shards.front: Spider is a MariaDB engine: front: spider needs flavor: mariadb",
         "s/lab.yaml:7 shards.publish: front: spider needs publish.spider (the Spider node's host port)"]
