@@ -268,14 +268,21 @@ def sweep_table(lab: str, rows: list[dict[str, Any]]) -> Table:
     """`labctl sweep`: one row per combination."""
     table = Table(title=f"sweep on {lab}", title_justify="left")
     params = list(rows[0]["params"]) if rows else []
-    for column in (*params, "req/s", "p50 ms", "p95 ms", "failures", "share per backend", "note"):
+    writes = any("write_p50_ms" in row for row in rows)
+    write_columns = ("write p50 ms", "write p99 ms") if writes else ()
+    for column in (*params, "req/s", "p50 ms", "p95 ms", *write_columns, "failures", "share per backend", "note"):
         table.add_column(column)
     for row in rows:
         shares = " ".join(f"{b}:{v:.0%}" for b, v in row["backend_share"].items())
         note = "[red]load generator bound[/red]" if row["load_gen_bound"] else ""
+        write_cells = (_ms(row.get("write_p50_ms")), _ms(row.get("write_p99_ms"))) if writes else ()
         table.add_row(*row["params"].values(), f"{row['rps']:.0f}", f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}",
-                      str(row["failures"]), shares, note)
+                      *write_cells, str(row["failures"]), shares, note)
     return table
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 _VERDICT_STYLE = {"pass": "green", "fail": "red", "aborted": "yellow", "deviated": "magenta"}

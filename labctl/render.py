@@ -67,6 +67,8 @@ def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
         "lab_file": f"labs/{lab.lab_name}/lab.yaml",
         "addresses": dns.fixed_addresses(lab),
         "dns": dns,
+        "placement": _placement(lab),
+        "extra_networks": [net for block in lab.blocks.values() for net in block.spec.networks(lab, block)],
         "named_volumes": [(block, name) for block in lab.blocks.values() for name in block.spec.named_volumes(block)],
     }
     try:
@@ -79,6 +81,13 @@ def render_files(lab: Lab, images: dict[str, str]) -> dict[str, str]:
         raise LabctlError(f"template error while rendering lab '{lab.name}': {exc}") from exc
     files[STATE_FILE] = _state_text(lab, images)
     return files
+
+
+def _placement(lab: Lab) -> dict[str, tuple[str, list[str]]]:
+    placed: dict[str, tuple[str, list[str]]] = {}
+    for block in lab.blocks.values():
+        placed.update(block.spec.placement(lab, block))
+    return placed
 
 
 def _drop_blank_lines(text: str) -> str:

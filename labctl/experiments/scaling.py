@@ -103,15 +103,19 @@ class SweepResult:
 
 
 def sweep(lab_name: str, grid: dict[str, list[str]], options: LoadOptions, progress: Progress) -> SweepResult:
-    """One load run per combination (each after `up` with those overrides); table, CSV and chart.
-    Afterwards the lab is as it was: taken down again if it was down, brought back to the overrides
-    it was up with if it was up (not left at the last combination)."""
+    """One load run per combination (each after `up` with those overrides, on top of the ones a
+    running lab is up with); table, CSV and chart. Afterwards the lab is as it was: taken down
+    again if it was down, brought back to the overrides it was up with if it was up (not left at
+    the last combination)."""
     combos = combinations(grid)
-    labs = [load_lab(lab_name, parse_overrides(combo)) for combo in combos]  # every problem before any start
-    check_options(lab_name, options)
-    run_dir = new_run_dir(lab_name, "sweep")
     was_down = not local_runtime().containers(lab_name)
     before = None if was_down else rendered_state(lab_name)
+    # The grid's own keys replace what the lab was up with.
+    base = [item for item in (before or {}).get("overrides", []) if item.split("=", 1)[0] not in grid]
+    # Every problem before any start.
+    labs = [load_lab(lab_name, parse_overrides([*base, *combo])) for combo in combos]
+    check_options(lab_name, options)
+    run_dir = new_run_dir(lab_name, "sweep")
     rows = []
     try:
         for index, (combo, lab) in enumerate(zip(combos, labs, strict=True), start=1):
@@ -155,13 +159,18 @@ def _prefixed(progress: Progress, prefix: str) -> Progress:
 
 
 def _row(combo: list[str], summary: dict[str, Any]) -> dict[str, Any]:
-    return {
+    row = {
         "params": dict(item.split("=", 1) for item in combo),
         "rps": summary["rps"], "p95_ms": summary["latency_ms"]["p95"], "p50_ms": summary["latency_ms"]["p50"],
         "requests": summary["requests"], "failures": summary["failures"],
         "backend_share": summary["backend_share"], "load_gen_bound": summary["load_gen_bound"],
         "run_id": summary["run_id"],
     }
+    # A database lab's writes alone (a commit's wait for a replica), apart from its reads.
+    writes = (summary.get("db") or {}).get("steady_write_ms")
+    if writes and writes.get("writes"):
+        row["write_p50_ms"], row["write_p99_ms"] = writes["p50"], writes["p99"]
+    return row
 
 
 def _write_sweep(run_dir: Path, grid: dict[str, list[str]], rows: list[dict[str, Any]], lab: str) -> None:
@@ -169,9 +178,11 @@ def _write_sweep(run_dir: Path, grid: dict[str, list[str]], rows: list[dict[str,
                                         encoding="utf-8")
     with open(run_dir / "sweep.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*grid, "rps", "p50_ms", "p95_ms", "failures", "load_gen_bound", "run_id"])
+        writer.writerow([*grid, "rps", "p50_ms", "p95_ms", "write_p50_ms", "write_p99_ms", "failures",
+                         "load_gen_bound", "run_id"])
         for row in rows:
-            writer.writerow([*row["params"].values(), row["rps"], row["p50_ms"], row["p95_ms"], row["failures"],
+            writer.writerow([*row["params"].values(), row["rps"], row["p50_ms"], row["p95_ms"],
+                             row.get("write_p50_ms", ""), row.get("write_p99_ms", ""), row["failures"],
                              row["load_gen_bound"], row["run_id"]])
     _draw_sweep(run_dir / "sweep.png", rows, lab)
 

@@ -17,6 +17,7 @@ from labctl.kinds import (
     group,
     haproxy,
     keepalived,
+    link,
     master_master,
     nginx,
     patroni,
@@ -28,7 +29,7 @@ from labctl.kinds.base import BlockKind
 REGISTRY: dict[str, BlockKind] = {
     kind.name: kind for kind in (app.KIND, nginx.KIND, haproxy.KIND, db.KIND, dns.KIND, dns.CLIENT,
                               etcd.KIND, galera.KIND, group.KIND, master_master.KIND, shards.KIND,
-                              redis.KIND, patroni.KIND, keepalived.KIND)
+                              redis.KIND, patroni.KIND, keepalived.KIND, link.KIND)
 }
 
 

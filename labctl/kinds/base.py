@@ -122,6 +122,15 @@ class BlockKind:
         """Named volumes the block's services mount (kept when a container is recreated)."""
         return []
 
+    def networks(self, lab: Lab, block: Block) -> list[str]:
+        """Networks the lab has besides `lab` because of this block (a second site's)."""
+        return []
+
+    def placement(self, lab: Lab, block: Block) -> dict[str, tuple[str, list[str]]]:
+        """Service -> (network, aliases) for services this block places: a service it names
+        joins that network instead of `lab`, and answers those extra names there."""
+        return {}
+
     def lab_subnet(self, block: Block) -> str | None:
         """The subnet the lab network must have for the block's fixed addresses (None: any)."""
         return None

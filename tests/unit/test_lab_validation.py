@@ -104,7 +104,7 @@ def test_missing_title_and_block_kind(labs_root: Path) -> None:
         "k/lab.yaml:1 missing required key 'title'",
         "k/lab.yaml:2 web: building block 'web' needs a kind "
         "(one of app, nginx, haproxy, db, dns, client, etcd, galera, group, master-master, shards, redis, patroni, "
-        "keepalived)",
+        "keepalived, link)",
     ]
 
 
@@ -148,7 +148,7 @@ def test_overrides_are_validated_and_named_in_errors() -> None:
 
 def test_a_set_naming_a_block_by_its_kind_names_the_block() -> None:
     kinds = ("one of app, nginx, haproxy, db, dns, client, etcd, galera, group, master-master, shards, redis, patroni, "
-             "keepalived")
+             "keepalived, link")
     assert problems_of("nginx-features", ["nginx.cache=on", "web.replicas=2"]) == [
         f"--set nginx.cache=on nginx: building block 'nginx' needs a kind ({kinds}); "
         "this lab's nginx block is named 'lb'",

@@ -61,6 +61,13 @@ def test_a_lab_up_with_overrides_gets_them_back(monkeypatch: pytest.MonkeyPatch,
     assert result.after == "scale-vertical is back as it was before the sweep: app.cpus=1.5"
 
 
+def test_each_combination_keeps_the_other_values_the_lab_was_up_with(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    engine = Engine(monkeypatch, tmp_path, running=True, overrides=["app.cpus=1.5", "app.workers=2"])
+    run()
+    assert engine.calls[:2] == ["up app.workers=2 app.cpus=0.5", "up app.workers=2 app.cpus=2"]
+
+
 def test_a_lab_that_was_down_is_down_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     engine = Engine(monkeypatch, tmp_path, running=False, overrides=None)
     assert run().after == "scale-vertical is down again, as before the sweep"
