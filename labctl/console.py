@@ -227,12 +227,21 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
         out.print(kind_table(extra))
     if "db" in summary:
         show_writes(summary["db"], "RTO: no db node was killed, stopped or paused (labctl chaos) during the load")
+    if "link" in summary:
+        out.print(link_line(summary["link"]))
     if summary["load_gen_bound"]:
         err.print("[bold red]LOAD GENERATOR BOUND:[/bold red] Locust used "
                   f"{summary['load_gen_cpu_per_process']:.0%} of a core per process; the numbers show the "
                   "generator's limit, not the lab's. Use --processes auto or --rate.")
     extra = "samples-inlab.csv, client.log" if inlab else "locust-report.html"
     out.print(f"run folder: {run_dir} (summary.json, timeline.csv, timeline.png, {extra})")
+
+
+def link_line(link: dict[str, Any]) -> str:
+    """How a lab's WAN link was made during a run, and what it added."""
+    rate = f"{link['rate_mbit']:g} Mbit/s" if link["rate_mbit"] else "no rate limit"
+    return (f"link {link['block']}: {link['rtt_ms']} ms round trip (jitter {link['jitter_ms']} ms, {rate}) "
+            f"between site A and site B ({', '.join(link['site_b'])}), made by a {link['method']} (TCP only)")
 
 
 def kind_table(data: dict[str, Any]) -> Table:

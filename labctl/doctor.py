@@ -63,7 +63,16 @@ def run_checks(ports: Sequence[int] = ()) -> list[Check]:
     checks += [_port_check(port) for port in ports]
     if engine.status == "ok":
         checks += fault_checks()
+        checks.append(link_check(checks))
     return checks
+
+
+def link_check(checks: list[Check]) -> Check:
+    """How link blocks make their latency on this machine, given the netem probe's result."""
+    netem = next((c.status for c in checks if c.name == "fault: netem"), "unknown")
+    why = "this kernel has no netem" if netem == "unsupported" else f"netem: {netem}; the relay is used everywhere"
+    return Check("wan link", "ok", f"link blocks (dr-link) delay TCP in a relay container per forwarded service "
+                                   f"({why}); ping (ICMP) is not delayed")
 
 
 def _guard(name: str, check: Callable[[], Check]) -> Check:

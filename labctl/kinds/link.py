@@ -8,10 +8,11 @@ A service in the other site is reached by its usual name, which there resolves t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from labctl.durations import DURATION, duration_ms
-from labctl.kinds.base import BlockData, BlockKind, FieldProblem
+from labctl.kinds.base import BlockData, BlockKind, FieldProblem, Progress
 
 if TYPE_CHECKING:
     from labctl.model.lab import Block, Lab
@@ -99,12 +100,24 @@ class LinkKind(BlockKind):
                           "target": f"{service}.{SITE_NAMES[home]}", "home": home, "far": far})
         return found
 
+    def load_report(self, lab: Lab, block: Block, run_dir: Path, started: float, ended: float,
+                    progress: Progress) -> dict[str, Any]:
+        return {"link": describe(block)}
+
     def next_commands(self, lab: Lab, block: Block) -> list[str]:
         relay = self.relays(lab, block)[0]
         port = relay["ports"][0]
         return [f"docker exec {lab.project}-{relay['name']} bash -c 'time (exec 3<>/dev/tcp/{relay['target']}/"
                 f"{port}; head -c1 <&3 >/dev/null)'   # the same connection without the link",
                 f"labctl chaos {lab.name} pause {block.name}   # cut the link (heal to restore it)"]
+
+
+def describe(block: Block) -> dict[str, Any]:
+    """What a report says about the link: how it is made and what it adds."""
+    params = block.params
+    return {"block": block.name, "method": "relay", "rtt_ms": duration_ms(params["rtt"]),
+            "jitter_ms": duration_ms(params["jitter"]), "rate_mbit": params["rate_mbit"],
+            "site_b": list(params["site_b"])}
 
 
 def _other_services(link: str, blocks: dict[str, BlockData]) -> list[str]:

@@ -73,3 +73,22 @@ def test_site_a_must_keep_a_service_and_jitter_must_fit_in_the_round_trip() -> N
     problems = problems_of(["link.site_b=[db-1, db-2, dblb, app-1]", "link.jitter=30ms"])
     assert any(p.endswith("link.site_b: expected at least one service to stay in site A") for p in problems)
     assert any(p.endswith("link.jitter: expected at most the round trip (rtt)") for p in problems)
+
+
+def test_a_load_report_says_how_the_link_was_made() -> None:
+    from labctl.console import link_line
+    from labctl.kinds.link import describe
+
+    lab = load_lab("dr-link", parse_overrides(["link.rtt=50ms", "link.rate_mbit=10"]))
+    link = describe(lab.blocks["link"])
+    assert link == {"block": "link", "method": "relay", "rtt_ms": 50, "jitter_ms": 0, "rate_mbit": 10,
+                    "site_b": ["db-2"]}
+    assert link_line(link) == ("link link: 50 ms round trip (jitter 0 ms, 10 Mbit/s) between site A and site B "
+                               "(db-2), made by a relay (TCP only)")
+
+
+def test_the_doctor_says_the_link_is_a_relay_and_why() -> None:
+    from labctl.doctor import Check, link_check
+
+    check = link_check([Check("fault: netem", "unsupported", "Specified qdisc kind is unknown")])
+    assert check.status == "ok" and "this kernel has no netem" in check.detail and "relay" in check.detail
