@@ -240,7 +240,7 @@ def show_load(summary: dict[str, Any], run_dir: Path) -> None:
 def link_line(link: dict[str, Any]) -> str:
     """How a lab's WAN link was made during a run, and what it added."""
     rate = f"{link['rate_mbit']:g} Mbit/s" if link["rate_mbit"] else "no rate limit"
-    return (f"link {link['block']}: {link['rtt_ms']} ms round trip (jitter {link['jitter_ms']} ms, {rate}) "
+    return (f"WAN link ({link['block']}): {link['rtt_ms']} ms round trip (jitter {link['jitter_ms']} ms, {rate}) "
             f"between site A and site B ({', '.join(link['site_b'])}), made by a {link['method']} (TCP only)")
 
 

@@ -83,7 +83,7 @@ def test_a_load_report_says_how_the_link_was_made() -> None:
     link = describe(lab.blocks["link"])
     assert link == {"block": "link", "method": "relay", "rtt_ms": 50, "jitter_ms": 0, "rate_mbit": 10,
                     "site_b": ["db-2"]}
-    assert link_line(link) == ("link link: 50 ms round trip (jitter 0 ms, 10 Mbit/s) between site A and site B "
+    assert link_line(link) == ("WAN link (link): 50 ms round trip (jitter 0 ms, 10 Mbit/s) between site A and site B "
                                "(db-2), made by a relay (TCP only)")
 
 
