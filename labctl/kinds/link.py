@@ -16,6 +16,7 @@ from labctl.kinds.base import BlockData, BlockKind, FieldProblem, Progress
 
 if TYPE_CHECKING:
     from labctl.model.lab import Block, Lab
+    from labctl.runtime.inventory import ServiceState
 
 SITE_A, SITE_B = "lab", "site-b"
 SITE_NAMES = {SITE_A: "site-a", SITE_B: "site-b"}
@@ -45,6 +46,9 @@ class LinkKind(BlockKind):
     required = ("site_b", "forward")
     defaults: ClassVar[dict[str, Any]] = {"rtt": "0ms", "jitter": "0ms", "rate_mbit": 0}
     names_backends = False
+    # The relay that carries the database primary's traffic across (`link.to-primary`): pausing
+    # it cuts the primary off from the other site, whichever node is primary now.
+    target_roles = ("to-primary",)
 
     def instances(self, block: Block) -> list[str]:
         return [f"{block.service_base}-{service}" for service in block.params["forward"]]
@@ -99,6 +103,20 @@ class LinkKind(BlockKind):
             found.append({"name": relay, "service": service, "ports": ports, "health_port": HEALTH_PORT,
                           "target": f"{service}.{SITE_NAMES[home]}", "home": home, "far": far})
         return found
+
+    def resolve_role(self, lab: Lab, block: Block, role: str,
+                     members: list[ServiceState]) -> list[ServiceState]:
+        from labctl.db import nodes as db
+        from labctl.errors import UsageError
+
+        primary = db.current_primary(db.states(lab))
+        relay = f"{block.service_base}-{primary.node.name}" if primary else None
+        chosen = [s for s in members if s.name == relay]
+        if not chosen:
+            raise UsageError(f"lab '{lab.name}' has no {block.name} relay to its database primary right now "
+                             f"(primary: {primary.node.name if primary else 'none'}); see "
+                             f"'labctl db status {lab.name}'")
+        return chosen
 
     def load_report(self, lab: Lab, block: Block, run_dir: Path, started: float, ended: float,
                     progress: Progress) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """dr-link on a real Docker engine: two sites on two networks joined only by the link's relays;
 a TCP ping across the link takes its round trip and one inside a site does not; semi-sync
 commits pay the round trip and async ones do not (a sweep); cutting the link holds a semi-sync
-commit until the link is healed. One lab up for the whole module."""
+commit until the link is healed; losing site A (its link cut, then its primary killed) loses no
+acknowledged write on semi-sync and some on async. One lab up for the whole module."""
 
 from __future__ import annotations
 
@@ -93,3 +94,21 @@ def test_cutting_the_link_holds_a_semisync_commit_until_it_heals(link_lab: Cli) 
         link_lab.ok("heal", LAB)
     writer.join(40)
     assert outcome.get("status") == 200 and outcome["at"] > healed_at
+
+
+def test_losing_site_a_on_semisync_loses_no_acknowledged_write(link_lab: Cli) -> None:
+    report = json.loads(link_lab.ok("drill", LAB, "lose-site-a", "--json", timeout=300))
+    assert report["verdict"] == "pass", report["expectations"]
+    assert report["writes"]["lost"] == 0 and report["writes"]["acknowledged"] > 50
+    assert report["failover"]["old_primary"] == "db-1"
+    assert report["failover"]["new_primary"] in ("db-2", "db-3")
+
+
+def test_losing_site_a_on_async_loses_what_was_acknowledged_during_the_cut(link_lab: Cli) -> None:
+    # A fresh lab: the drill before left the primary in site B.
+    link_lab.ok("down", LAB)
+    link_lab.ok("up", LAB, "--set", f"link.rtt={RTT_MS}ms", "--set", "db.replication=async")
+    report = json.loads(link_lab.run("drill", LAB, "lose-site-a", "--json", timeout=300).stdout)
+    assert report["verdict"] == "fail"
+    assert report["failover"]["old_primary"] == "db-1"
+    assert report["writes"]["lost"] > 0

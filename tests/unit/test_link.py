@@ -59,18 +59,18 @@ def test_the_second_site_is_a_network_labelled_as_the_lab() -> None:
 def test_naming_a_service_the_lab_does_not_have_is_a_problem() -> None:
     problems = problems_of(["link.site_b=[db-9]"])
     assert len(problems) == 1
-    assert problems[0].endswith("link.site_b[0]: expected a service of this lab (db-1, db-2, dblb, app-1), "
+    assert problems[0].endswith("link.site_b[0]: expected a service of this lab (db-1, db-2, db-3, dblb, app-1), "
                                 "got 'db-9'")
 
 
 def test_forwarding_a_service_the_lab_does_not_have_is_a_problem() -> None:
     problems = problems_of(["link.forward={nope: [80]}"])
     assert problems == ["--set link.forward={nope: [80]} link.forward.nope: expected a service of this lab "
-                        "(db-1, db-2, dblb, app-1), got 'nope'"]
+                        "(db-1, db-2, db-3, dblb, app-1), got 'nope'"]
 
 
 def test_site_a_must_keep_a_service_and_jitter_must_fit_in_the_round_trip() -> None:
-    problems = problems_of(["link.site_b=[db-1, db-2, dblb, app-1]", "link.jitter=30ms"])
+    problems = problems_of(["link.site_b=[db-1, db-2, db-3, dblb, app-1]", "link.jitter=30ms"])
     assert any(p.endswith("link.site_b: expected at least one service to stay in site A") for p in problems)
     assert any(p.endswith("link.jitter: expected at most the round trip (rtt)") for p in problems)
 
@@ -82,9 +82,9 @@ def test_a_load_report_says_how_the_link_was_made() -> None:
     lab = load_lab("dr-link", parse_overrides(["link.rtt=50ms", "link.rate_mbit=10"]))
     link = describe(lab.blocks["link"])
     assert link == {"block": "link", "method": "relay", "rtt_ms": 50, "jitter_ms": 0, "rate_mbit": 10,
-                    "site_b": ["db-2"]}
+                    "site_b": ["db-2", "db-3"]}
     assert link_line(link) == ("WAN link (link): 50 ms round trip (jitter 0 ms, 10 Mbit/s) between site A and site B "
-                               "(db-2), made by a relay (TCP only)")
+                               "(db-2, db-3), made by a relay (TCP only)")
 
 
 def test_the_doctor_says_the_link_is_a_relay_and_why() -> None:
