@@ -231,6 +231,18 @@ def ledger_expectations() -> dict[str, Expectation]:
     }
 
 
+def ledger_load_report(run_dir: Path, progress: Progress, read_from: str,
+                       writes_report: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A load run's `db` part for a kind with a lost-write ledger: every write of the run read
+    back (from `read_from`), or nothing when the run wrote no ledger."""
+    from labctl.experiments import ledger
+
+    if not any(run_dir.glob(ledger.LEDGER_GLOB)):
+        return {}
+    progress(f"reading every write back from {read_from}")
+    return {"db": writes_report()}
+
+
 def blocks_of(blocks: dict[str, BlockData], kind: str) -> list[str]:
     """Names of the (raw, validated) blocks of one kind, in file order."""
     return [name for name, block in blocks.items() if block["kind"] == kind]

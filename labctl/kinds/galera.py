@@ -15,6 +15,7 @@ from labctl.kinds.base import (
     FieldProblem,
     Progress,
     ledger_expectations,
+    ledger_load_report,
     node_urls,
 )
 from labctl.kinds.fragments import CONFLICTING_UPDATES, CPUS, MEMORY, SWITCH, node_publish
@@ -118,13 +119,9 @@ class GaleraKind(BlockKind):
 
     def load_report(self, lab: Lab, block: Block, run_dir: Path, started: float, ended: float,
                     progress: Progress) -> dict[str, Any]:
-        from labctl.experiments import ledger
         from labctl.galera.drill_galera import writes_report
 
-        if not any(run_dir.glob(ledger.LEDGER_GLOB)):
-            return {}
-        progress("reading every write back from a synced node")
-        return {"db": writes_report(lab, block, run_dir, None)}
+        return ledger_load_report(run_dir, progress, "a synced node", lambda: writes_report(lab, block, run_dir, None))
 
     def report_rows(self, report: dict[str, Any]) -> list[tuple[str, str, str]]:
         from labctl.galera.drill_galera import report_rows

@@ -16,6 +16,7 @@ from labctl.kinds.base import (
     Progress,
     blocks_of,
     ledger_expectations,
+    ledger_load_report,
     node_urls,
     reference,
 )
@@ -145,13 +146,9 @@ class PatroniKind(BlockKind):
 
     def load_report(self, lab: Lab, block: Block, run_dir: Path, started: float, ended: float,
                     progress: Progress) -> dict[str, Any]:
-        from labctl.experiments import ledger
         from labctl.patroni.drill_patroni import writes_report
 
-        if not any(run_dir.glob(ledger.LEDGER_GLOB)):
-            return {}
-        progress("reading every write back from the primary")
-        return {"db": writes_report(lab, block, run_dir, None)}
+        return ledger_load_report(run_dir, progress, "the primary", lambda: writes_report(lab, block, run_dir, None))
 
     def report_rows(self, report: dict[str, Any]) -> list[tuple[str, str, str]]:
         from labctl.patroni.drill_patroni import report_rows
