@@ -57,7 +57,9 @@ def load(lab: str, users: int, spawn_rate: float | None, duration: str, rate: fl
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def sweep(lab: str, grid: tuple[str, ...], duration: str, users: int, rate: float | None, processes: str,
           url_path: str | None, as_json: bool) -> None:
-    """Run one load per combination of parameters and compare req/s, p95 and errors."""
+    """Run one load per combination of parameters and compare req/s, p95 and errors (and write
+    p50/p99 on a database lab). A running lab keeps its other --set values for each combination
+    and is put back as it was afterwards."""
     from labctl import console
     from labctl.experiments import scaling
     from labctl.experiments.load import LoadOptions, parse_processes
